@@ -1,0 +1,78 @@
+"""The one place that reads the environment.
+
+Every variable has a working default so that a fresh clone runs as it is. The
+values are read once, on first use of :func:`get_settings`; tests that need
+other values build their own ``Settings(...)`` and pass it down, or clear the
+cache with ``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Shipped so that development works out of the box; the services warn loudly
+#: and ``/readyz`` says so while it is in use.
+DEVELOPMENT_AUTH_SECRET = "dev-insecure-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    # --- Redis and the SSE bus (names from the spec) ---
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    USE_REDIS_SSE: bool = True
+    REDIS_SSE_CHANNEL_PREFIX: str = "sse:"
+    SSE_HEARTBEAT_SECONDS: float = Field(default=30.0, gt=0)
+    #: Per listener: a listener this far behind is disconnected (it resumes from history).
+    SSE_QUEUE_MAXSIZE: int = Field(default=1000, ge=1)
+    #: Per channel: how many events Redis keeps for ``Last-Event-ID`` resume (``XADD MAXLEN ~``).
+    SSE_HISTORY_LENGTH: int = Field(default=1000, ge=1)
+    #: A channel's history (and its epoch) expires this long after its last event.
+    SSE_HISTORY_TTL_SECONDS: int = Field(default=86_400, ge=1)
+    #: Events published while Redis is unreachable wait here, in order, for Redis to return.
+    SSE_OUTBOX_MAXSIZE: int = Field(default=10_000, ge=1)
+    #: The ``retry:`` hint (milliseconds) sent to browsers when a stream is closed on purpose.
+    SSE_RETRY_MS: int = Field(default=1000, ge=0)
+    #: Reconnect backoff of the Redis subscriber connection.
+    REDIS_RECONNECT_MIN_SECONDS: float = Field(default=0.05, gt=0)
+    REDIS_RECONNECT_MAX_SECONDS: float = Field(default=2.0, gt=0)
+    REDIS_POOL_SIZE: int = Field(default=32, ge=1)
+    REDIS_SOCKET_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+
+    # --- Sessions ---
+    SESSION_TTL_SECONDS: int = Field(default=7 * 86_400, ge=1)
+    MESSAGE_MAX_CHARS: int = Field(default=4000, ge=1)
+    #: Any request body larger than this is a 413.
+    MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1)
+
+    # --- Service identity and HTTP ---
+    SERVICE_NAME: str = "cs-realtime"
+    CORS_ORIGINS: list[str] = Field(default_factory=list)
+    SHUTDOWN_GRACE_SECONDS: float = Field(default=5.0, gt=0)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- Auth ---
+    AUTH_SECRET: str = DEVELOPMENT_AUTH_SECRET
+    CUSTOMER_TOKEN_TTL_SECONDS: int = Field(default=24 * 3600, ge=1)
+    AGENT_TOKEN_TTL_SECONDS: int = Field(default=12 * 3600, ge=1)
+    SERVICE_TOKEN_TTL_SECONDS: int = Field(default=3600, ge=1)
+
+    # --- The bot ---
+    #: ``faq`` (built in, needs nothing) or ``openai`` (an OpenAI-compatible endpoint).
+    BOT_RESPONDER: Literal["faq", "openai"] = "faq"
+    OPENAI_BASE_URL: str = "http://127.0.0.1:11434/v1"
+    OPENAI_API_KEY: str = ""
+    OPENAI_MODEL: str = "gpt-4o-mini"
+
+    @property
+    def uses_development_secret(self) -> bool:
+        return self.AUTH_SECRET == DEVELOPMENT_AUTH_SECRET
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,116 @@
+"""Targets, channels and the event envelope: the vocabulary of the SSE bus.
+
+A *target* names who an event is for: a session (``"s1"`` or ``"session:s1"``),
+an agent (``"agent:a7"``) or every agent (``"broadcast"``). A *channel* is the
+Redis name of a target: ``{REDIS_SSE_CHANNEL_PREFIX}session:s1``. Names are
+checked here, once, so that nothing a user typed ever becomes a glob pattern or
+another channel's name.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import orjson
+
+NAME_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+_NAME_RE: Final = re.compile(NAME_PATTERN)
+
+
+class TargetKind(StrEnum):
+    SESSION = "session"
+    AGENT = "agent"
+    BROADCAST = "broadcast"
+
+
+class EventType(StrEnum):
+    STATUS_CHANGE = "status_change"
+    NEW_MESSAGE = "new_message"
+    TRANSFER_REQUEST = "transfer_request"
+    NOTIFICATION = "notification"
+    #: Sent by the server to a resuming client whose position is no longer in history.
+    RESET = "reset"
+
+
+class InvalidTarget(ValueError):
+    """A target or name outside ``^[A-Za-z0-9_-]{1,64}$``."""
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name))
+
+
+def check_name(name: str) -> str:
+    if not is_valid_name(name):
+        raise InvalidTarget(f"invalid name {name!r}: must match {NAME_PATTERN}")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    name: str = ""
+
+    @classmethod
+    def session(cls, session_name: str) -> Target:
+        return cls(TargetKind.SESSION, check_name(session_name))
+
+    @classmethod
+    def agent(cls, agent_id: str) -> Target:
+        return cls(TargetKind.AGENT, check_name(agent_id))
+
+    @classmethod
+    def broadcast(cls) -> Target:
+        return cls(TargetKind.BROADCAST)
+
+    @classmethod
+    def parse(cls, target: str | Target) -> Target:
+        """``"s1"`` and ``"session:s1"`` are a session, ``"agent:a1"`` an agent,
+        ``"broadcast"`` every agent. The bare session name is the seed's calling
+        convention (``enqueue_sse_message(session_name, ...)``)."""
+        if isinstance(target, Target):
+            return target
+        if target == TargetKind.BROADCAST:
+            return cls.broadcast()
+        kind, sep, name = target.partition(":")
+        if not sep:
+            return cls.session(target)
+        if kind == TargetKind.SESSION:
+            return cls.session(name)
+        if kind == TargetKind.AGENT:
+            return cls.agent(name)
+        raise InvalidTarget(f"invalid target {target!r}: use a session name, 'agent:<id>' or 'broadcast'")
+
+    def channel(self, prefix: str) -> str:
+        """The Redis channel. ``{...}`` is a Redis Cluster hash tag: the channel, its
+        history stream and its epoch key land on one shard."""
+        if self.kind is TargetKind.BROADCAST:
+            return f"{prefix}broadcast"
+        return f"{prefix}{self.kind}:{self.name}"
+
+    def __str__(self) -> str:
+        return str(self.kind) if self.kind is TargetKind.BROADCAST else f"{self.kind}:{self.name}"
+
+
+def build_envelope(
+    event_type: str, payload: dict[str, Any], source: str, timestamp: float | None = None
+) -> dict[str, Any]:
+    """The envelope of the seed, without its ``id`` (the bus assigns it on publish)."""
+    return {
+        "type": str(event_type),
+        "payload": payload,
+        "timestamp": int(time.time() if timestamp is None else timestamp),
+        "source": source,
+    }
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
