@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     OPENAI_API_KEY: str = ""
     OPENAI_MODEL: str = "gpt-4o-mini"
 
+    # --- Security limits and agent accounts (issue 6; see infrastructure/auth) ---
+    #: Agent accounts: JSON object ``{"agent_id": "<argon2 hash>"}``; make a hash with
+    #: ``python -m infrastructure.auth.passwords``. Empty while the development secret is in
+    #: use means one development account (see ``infrastructure.auth.passwords``).
+    AGENTS: dict[str, str] = Field(default_factory=dict)
+    #: ``Secure`` flag of the token cookies the web pages' streams use: true behind HTTPS.
+    AUTH_COOKIE_SECURE: bool = False
+    MAX_STREAMS_PER_TOKEN: int = Field(default=5, ge=1)
+    MAX_STREAMS_TOTAL: int = Field(default=10_000, ge=1)
+    #: Per token, per process, on message endpoints; bursts of up to ``RATE_LIMIT_BURST``.
+    RATE_LIMIT_PER_MINUTE: int = Field(default=60, ge=1)
+    RATE_LIMIT_BURST: int = Field(default=20, ge=1)
+    MAX_JSON_DEPTH: int = Field(default=32, ge=1)
+
     @property
     def uses_development_secret(self) -> bool:
         return self.AUTH_SECRET == DEVELOPMENT_AUTH_SECRET

@@ -83,7 +83,9 @@ class Target:
             return cls.session(name)
         if kind == TargetKind.AGENT:
             return cls.agent(name)
-        raise InvalidTarget(f"invalid target {target!r}: use a session name, 'agent:<id>' or 'broadcast'")
+        raise InvalidTarget(
+            f"invalid target {target!r}: use a session name, 'agent:<id>' or 'broadcast'"
+        )
 
     def channel(self, prefix: str) -> str:
         """The Redis channel. ``{...}`` is a Redis Cluster hash tag: the channel, its

@@ -1,0 +1,242 @@
+"""FastAPI dependencies: who is calling, and may they touch this session.
+
+Where the token comes from:
+
+* every ordinary endpoint: ``Authorization: Bearer <token>`` only. Cookies are deliberately
+  *not* accepted there: a cookie rides along with any request the browser makes, so accepting
+  it on a POST would invite cross-site request forgery;
+* stream endpoints (``GET .../events``): ``Authorization: Bearer`` (curl, back ends), else
+  ``?token=`` (``EventSource`` cannot send headers), else an HttpOnly, SameSite cookie set by
+  the web page (:func:`set_auth_cookie`). A stream is a read-only GET, so the cookie is safe
+  there.
+
+Errors: no or a bad token is 401 with ``WWW-Authenticate: Bearer``; a good token for something
+else is 403. The checks compare the token's scope with the *requested name* before anything is
+looked up, and every 403 carries the same text, so no answer tells whether a session exists.
+
+Settings come from the :func:`~infrastructure.config.get_settings` dependency, so a test
+overrides them with ``app.dependency_overrides[get_settings] = lambda: my_settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import Depends, HTTPException, Path, Response, status
+from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+
+from infrastructure.auth.tokens import InvalidToken, Principal, Role, token_ttl, verify_token
+from infrastructure.config import Settings, get_settings
+from infrastructure.events import NAME_PATTERN
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+#: The cookie names differ per role because cookies ignore ports: the chatbot page
+#: (customer, :8000) and the workbench page (agent, :8002) on one host would otherwise
+#: overwrite each other's cookie.
+CUSTOMER_COOKIE_NAME: Final = "cs_token"
+AGENT_COOKIE_NAME: Final = "cs_agent_token"
+TOKEN_QUERY_PARAM: Final = "token"
+
+UNAUTHORIZED_DETAIL: Final = "missing or invalid access token"
+FORBIDDEN_DETAIL: Final = "this token does not grant access to this resource"
+
+# The security scheme objects put the three token locations into the OpenAPI document (the
+# "Authorize" button of /docs, and what schemathesis knows about). ``auto_error=False``: the
+# answers are ours (401 with WWW-Authenticate), not FastAPI's defaults.
+_bearer = HTTPBearer(auto_error=False, description="An access token (any role).")
+_query_token = APIKeyQuery(
+    name=TOKEN_QUERY_PARAM,
+    auto_error=False,
+    description="Stream endpoints only: the access token, for EventSource (no headers).",
+)
+_agent_cookie = APIKeyCookie(
+    name=AGENT_COOKIE_NAME, auto_error=False, description="Stream endpoints only."
+)
+_customer_cookie = APIKeyCookie(
+    name=CUSTOMER_COOKIE_NAME, auto_error=False, description="Stream endpoints only."
+)
+
+
+def unauthorized(detail: str = UNAUTHORIZED_DETAIL) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def forbidden() -> HTTPException:
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail=FORBIDDEN_DETAIL)
+
+
+def _verify(settings: Settings, token: str) -> Principal:
+    try:
+        return verify_token(settings, token)
+    except InvalidToken:
+        # One answer for expired, forged and malformed: the caller needs a new token either
+        # way, and the details would only help someone probing.
+        raise unauthorized() from None
+
+
+async def get_principal(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from ``Authorization: Bearer`` (ordinary endpoints)."""
+    if credentials is None:
+        raise unauthorized()
+    return _verify(settings, credentials.credentials)
+
+
+async def get_stream_principal(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    query_token: Annotated[str | None, Depends(_query_token)],
+    agent_cookie: Annotated[str | None, Depends(_agent_cookie)],
+    customer_cookie: Annotated[str | None, Depends(_customer_cookie)],
+) -> Principal:
+    """The caller of a stream endpoint: Bearer, else ``?token=``, else a cookie.
+
+    A token the client *chose* to send (header, query) decides, valid or not. Cookies are
+    ambient -- a browser used for both pages holds both -- so the first *valid* one wins, the
+    agent's first: an agent token may read every session, so preferring it never turns an
+    allowed request into a 403.
+    """
+    if credentials is not None:
+        return _verify(settings, credentials.credentials)
+    if query_token:
+        return _verify(settings, query_token)
+    cookies = [c for c in (agent_cookie, customer_cookie) if c]
+    for cookie in cookies:
+        try:
+            return verify_token(settings, cookie)
+        except InvalidToken:
+            continue
+    raise unauthorized()
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+StreamPrincipal = Annotated[Principal, Depends(get_stream_principal)]
+
+
+# --- Scope checks: plain functions, for routes whose names are in the body -----------------
+
+
+def require_role(principal: Principal, *roles: Role) -> Principal:
+    if principal.role not in roles:
+        raise forbidden()
+    return principal
+
+
+def require_session_access(principal: Principal, session_name: str) -> Principal:
+    """A customer reaches only its own session; agents and services reach any. Call it before
+    looking the session up, so that the answer never depends on whether it exists."""
+    if principal.role is Role.CUSTOMER and principal.subject != session_name:
+        raise forbidden()
+    return principal
+
+
+def require_agent_identity(principal: Principal, agent_id: str) -> Principal:
+    """Only the agent itself acts as ``agent_id`` (takeover, release, its messages, its
+    stream)."""
+    if principal.role is not Role.AGENT or principal.subject != agent_id:
+        raise forbidden()
+    return principal
+
+
+# --- Role dependencies ---------------------------------------------------------------------
+
+
+async def get_customer(principal: CurrentPrincipal) -> Principal:
+    return require_role(principal, Role.CUSTOMER)
+
+
+async def get_agent(principal: CurrentPrincipal) -> Principal:
+    return require_role(principal, Role.AGENT)
+
+
+async def get_service_caller(principal: CurrentPrincipal) -> Principal:
+    return require_role(principal, Role.SERVICE)
+
+
+async def get_stream_agent(principal: StreamPrincipal) -> Principal:
+    return require_role(principal, Role.AGENT)
+
+
+CurrentCustomer = Annotated[Principal, Depends(get_customer)]
+CurrentAgent = Annotated[Principal, Depends(get_agent)]
+ServiceCaller = Annotated[Principal, Depends(get_service_caller)]
+StreamAgent = Annotated[Principal, Depends(get_stream_agent)]
+
+
+# --- Path-bound dependencies: the name comes from ``{session_name}`` / ``{agent_id}`` -------
+# The pattern is declared here too so that a route cannot forget it (a bad name is a 422).
+
+SessionNamePath = Annotated[str, Path(pattern=NAME_PATTERN)]
+AgentIdPath = Annotated[str, Path(pattern=NAME_PATTERN)]
+
+
+async def get_session_accessor(
+    session_name: SessionNamePath, principal: CurrentPrincipal
+) -> Principal:
+    return require_session_access(principal, session_name)
+
+
+async def get_session_stream_accessor(
+    session_name: SessionNamePath, principal: StreamPrincipal
+) -> Principal:
+    return require_session_access(principal, session_name)
+
+
+async def get_agent_self(agent_id: AgentIdPath, principal: CurrentPrincipal) -> Principal:
+    return require_agent_identity(principal, agent_id)
+
+
+async def get_agent_stream_self(agent_id: AgentIdPath, principal: StreamPrincipal) -> Principal:
+    return require_agent_identity(principal, agent_id)
+
+
+#: ``/api/sessions/{session_name}/...`` with a Bearer token allowed on that session.
+SessionAccess = Annotated[Principal, Depends(get_session_accessor)]
+#: ``/api/sessions/{session_name}/events``: the same, with the stream token sources.
+SessionStreamAccess = Annotated[Principal, Depends(get_session_stream_accessor)]
+#: ``/api/agents/{agent_id}/...``: the agent itself, Bearer.
+AgentSelf = Annotated[Principal, Depends(get_agent_self)]
+#: ``/api/agents/{agent_id}/events``: the agent itself, stream token sources.
+AgentStreamSelf = Annotated[Principal, Depends(get_agent_stream_self)]
+
+
+# --- Cookies for the web pages ---------------------------------------------------------------
+
+
+def auth_cookie_name(role: Role) -> str:
+    if role is Role.CUSTOMER:
+        return CUSTOMER_COOKIE_NAME
+    if role is Role.AGENT:
+        return AGENT_COOKIE_NAME
+    raise ValueError("service tokens are never put in cookies")
+
+
+def set_auth_cookie(
+    response: Response, settings: Settings, role: Role, token: str, max_age: int | None = None
+) -> None:
+    """Give the page's ``EventSource`` its token without exposing it to scripts (HttpOnly)
+    or to other sites' requests (SameSite=Strict)."""
+    response.set_cookie(
+        auth_cookie_name(role),
+        token,
+        max_age=token_ttl(settings, role) if max_age is None else max_age,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=settings.AUTH_COOKIE_SECURE,
+    )
+
+
+def clear_auth_cookie(response: Response, settings: Settings, role: Role) -> None:
+    response.delete_cookie(
+        auth_cookie_name(role),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=settings.AUTH_COOKIE_SECURE,
+    )

@@ -1,0 +1,177 @@
+"""Signed, short-lived access tokens (JWT, HS256 with ``AUTH_SECRET``).
+
+A token carries a role and one subject, which together are its scope:
+
+* ``customer`` -- ``sub`` is the session name: that session's events and messages only;
+* ``agent`` -- ``sub`` is the agent id: the queue, any session's events, and acting as itself;
+* ``service`` -- ``sub`` is the calling back-end's name: the publish API and the callback.
+
+Verification pins the algorithm (``HS256`` only), so a token whose header says ``alg: none``
+or any other algorithm is rejected before its signature is even looked at; ``exp``, ``iat``,
+``sub``, ``role`` and ``jti`` are required. Every failure is one exception, :class:`InvalidToken`,
+whose message is safe to log: it never contains the token.
+
+``python -m infrastructure.tokens ROLE SUBJECT [--ttl N]`` prints a token for trying the API
+by hand (see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+import jwt
+
+from infrastructure.config import Settings, get_settings
+from infrastructure.events import NAME_PATTERN
+
+ALGORITHM: Final = "HS256"
+#: RFC 7518 3.2: an HS256 key shorter than the hash output weakens the MAC.
+MIN_SECRET_BYTES: Final = 32
+#: Far above any token we issue (~300 bytes); a cheap guard before parsing anything.
+MAX_TOKEN_LENGTH: Final = 4096
+#: Replicas on different hosts disagree a little about the time; without slack a freshly
+#: issued token could be "not yet valid" (``iat`` in the future) on a replica a second behind.
+CLOCK_LEEWAY_SECONDS: Final = 10
+REQUIRED_CLAIMS: Final = ("exp", "iat", "sub", "role", "jti")
+
+# One configured instance instead of the module functions: a secret below the minimum length
+# raises instead of warning on every request, so a misconfiguration is loud (a 500 and the
+# startup check :func:`check_auth_secret`), never a silently weak signature.
+_JWT: Final = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+
+# ``NAME_PATTERN`` with full-match semantics. ``events.is_valid_name`` uses ``re.match`` with
+# ``$``, which also accepts a trailing newline ("s1\n"); a token subject must be exact.
+_NAME_FULLMATCH: Final = re.compile(
+    NAME_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII
+).fullmatch
+
+
+def is_strict_name(name: str) -> bool:
+    """``NAME_PATTERN``, matched against the whole string (no trailing newline)."""
+    return _NAME_FULLMATCH(name) is not None
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SERVICE = "service"
+
+
+_ROLE_VALUES: Final = frozenset(r.value for r in Role)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified token."""
+
+    role: Role
+    #: Session name (customer), agent id (agent) or service name (service).
+    subject: str
+    #: The token's ``jti``: what per-token limits count by.
+    token_id: str
+
+
+class InvalidToken(Exception):
+    """The token is missing a claim, expired, forged, malformed or uses another algorithm.
+
+    The message says which, but never contains the token or the secret."""
+
+
+def check_auth_secret(settings: Settings) -> None:
+    """For the services' startup: refuse a secret too short to sign with."""
+    if len(settings.AUTH_SECRET.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+
+
+def token_ttl(settings: Settings, role: Role) -> int:
+    return {
+        Role.CUSTOMER: settings.CUSTOMER_TOKEN_TTL_SECONDS,
+        Role.AGENT: settings.AGENT_TOKEN_TTL_SECONDS,
+        Role.SERVICE: settings.SERVICE_TOKEN_TTL_SECONDS,
+    }[role]
+
+
+def issue_token(settings: Settings, role: Role | str, subject: str, ttl: int | None = None) -> str:
+    """A signed token for ``subject`` in ``role``, valid for ``ttl`` seconds (default: the
+    role's ``*_TOKEN_TTL_SECONDS``).
+
+    Raises ``ValueError`` for an unknown role, a subject outside the name pattern (a subject
+    is a session name or an id, and it ends up compared with path parameters) or ``ttl < 1``.
+    """
+    role = Role(role)
+    if not is_strict_name(subject):
+        raise ValueError(f"invalid subject: must match {NAME_PATTERN}")
+    lifetime = token_ttl(settings, role) if ttl is None else ttl
+    if lifetime < 1:
+        raise ValueError("ttl must be at least 1 second")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "role": str(role),
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_urlsafe(16),
+    }
+    return _JWT.encode(claims, settings.AUTH_SECRET, algorithm=ALGORITHM)
+
+
+def verify_token(settings: Settings, token: str) -> Principal:
+    """The principal a token proves, or :class:`InvalidToken`."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("malformed token")
+    try:
+        claims = _JWT.decode(
+            token,
+            settings.AUTH_SECRET,
+            # Pinned: the header's ``alg`` is attacker-controlled and is never trusted to choose.
+            algorithms=[ALGORITHM],
+            options={"require": list(REQUIRED_CLAIMS)},
+            leeway=CLOCK_LEEWAY_SECONDS,
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token expired") from None
+    except jwt.InvalidTokenError as exc:
+        # ``from None``: the chained PyJWT error may quote token segments in tracebacks.
+        raise InvalidToken(f"invalid token ({type(exc).__name__})") from None
+    # Not caught: jwt.InvalidKeyError (a short AUTH_SECRET) is the server's fault, not the
+    # caller's, and must not turn every request into a quiet 401.
+    role, subject, token_id = claims.get("role"), claims.get("sub"), claims.get("jti")
+    if not isinstance(role, str) or role not in _ROLE_VALUES:
+        raise InvalidToken("invalid token (unknown role)")
+    if not isinstance(subject, str) or not is_strict_name(subject):
+        raise InvalidToken("invalid token (bad subject)")
+    if not isinstance(token_id, str) or not token_id:
+        raise InvalidToken("invalid token (bad jti)")
+    return Principal(role=Role(role), subject=subject, token_id=token_id)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m infrastructure.tokens ROLE SUBJECT [--ttl N]``: print a token.
+
+    It signs with the configured ``AUTH_SECRET`` (environment or ``.env``), so the token is
+    accepted by services running with the same configuration."""
+    parser = argparse.ArgumentParser(
+        prog="python -m infrastructure.tokens",
+        description="Print a signed access token for trying the API by hand.",
+    )
+    parser.add_argument("role", choices=[str(r) for r in Role])
+    parser.add_argument("subject", help="session name (customer), agent id or service name")
+    parser.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    try:
+        token = issue_token(settings, args.role, args.subject, args.ttl)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if settings.uses_development_secret:
+        print("note: signed with the built-in development AUTH_SECRET", file=sys.stderr)
+    print(token)
+    return 0

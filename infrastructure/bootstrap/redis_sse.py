@@ -1,0 +1,650 @@
+"""The Redis side of the SSE bus: one subscriber connection per process.
+
+* ``publish`` runs one Lua script that appends the event to the channel's
+  history Stream (``XADD MAXLEN ~``), gives the Stream an epoch if it is new, and
+  ``PUBLISH``-es it: no event is published without its history entry, and every
+  event's id is its Stream id.
+* One PubSub connection carries every channel any listener of this process
+  follows (:class:`~infrastructure.bootstrap.fanout.LocalHub` fans out). The
+  first listener of a channel subscribes it, the last unsubscribes; commands are
+  batched, and a joiner waits until Redis has *acknowledged* the SUBSCRIBE, so an
+  event published after ``attach`` returns is never missed.
+* When the connection drops it reconnects with backoff, resubscribes every
+  channel, catches each channel up from its Stream (what was published while it
+  was away) and then writes the outbox: events published here while Redis was
+  unreachable, which local listeners already received.
+
+redis-py's PubSub is used only as a connection holder: its retry layer would
+reconnect silently and resubscribe only what it tracked itself, so retries are
+off and this module owns reconnection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from infrastructure.bootstrap.fanout import (
+    ORIGIN_EPOCH,
+    ORIGIN_ID,
+    Event,
+    Listener,
+    ListenerClosed,
+    LocalHub,
+    id_key,
+)
+from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
+from infrastructure.config import Settings, get_settings
+from infrastructure.events import EventType, build_envelope, dumps
+
+logger = logging.getLogger(__name__)
+
+# KEYS: history stream, epoch key. ARGV: channel, body, maxlen, ttl ms, candidate
+# epoch, tag. A Stream that does not exist gets a new epoch, even if an old
+# epoch key survived it: its ids restart from nothing the client has seen.
+_PUBLISH_LUA = """
+local epoch = redis.call('GET', KEYS[2])
+if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then
+  epoch = ARGV[5]
+  redis.call('SET', KEYS[2], epoch)
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. id .. ' ' .. ARGV[6] .. ' ' .. ARGV[2])
+return {epoch, id}
+"""
+
+#: Tag of a message published normally; an outbox flush tags its messages so that
+#: this process, whose listeners already had them, does not deliver them twice.
+_NO_TAG = "-"
+
+_SUBSCRIBE_BATCH = 2000
+
+
+@dataclass(slots=True)
+class _PendingOutbox:
+    channel: str
+    body: bytes
+    tag: str
+
+
+class RedisUnavailable(RuntimeError):
+    pass
+
+
+class RedisSseManager:
+    """Redis Pub/Sub + Streams for the SSE bus (the seed's ``RedisSseManager``)."""
+
+    def __init__(self, settings: Settings | None = None, hub: LocalHub | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.prefix = self.settings.REDIS_SSE_CHANNEL_PREFIX
+        self.hub = hub or LocalHub()
+        self.hub.on_first = self._on_first_listener
+        self.hub.on_last = self._on_last_listener
+        self._redis: aioredis.Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._closing = False
+        self._control = f"{self.prefix}_control:{os.getpid()}:{new_epoch()}"
+        # Subscription bookkeeping, per channel: commands sent and replies read,
+        # so that a joiner is released by the reply to *its* SUBSCRIBE.
+        self._sent: dict[str, int] = {}
+        self._acked: dict[str, int] = {}
+        self._ready: dict[str, tuple[int, asyncio.Future[None]]] = {}
+        self._to_subscribe: dict[str, None] = {}
+        self._to_unsubscribe: dict[str, None] = {}
+        self._flush_scheduled = False
+        #: (epoch, id key) of the newest event seen per channel: dedupe and catch-up.
+        self._last_seen: dict[str, tuple[str, tuple[int, int]]] = {}
+        self._outbox: deque[_PendingOutbox] = deque()
+        self._skip_tags: set[str] = set()
+        self._tag_seq = 0
+        self._script: Any = None
+        # Counters read by /metrics and /readyz.
+        self.reconnects = 0
+        self.outbox_overflow = 0
+        self.published = 0
+        self.last_error: str | None = None
+
+    # --- lifecycle ---
+
+    async def connect(self) -> None:
+        """Start the subscriber. Returns once Redis answered, or at once if it does
+        not: the manager keeps trying in the background and serves local listeners
+        meanwhile (the outage mode)."""
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(
+                self.settings.REDIS_URL,
+                max_connections=self.settings.REDIS_POOL_SIZE,
+                socket_timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+                socket_connect_timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+            )
+            self._script = self._redis.register_script(_PUBLISH_LUA)
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._run(), name="redis-sse-subscriber")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._connected.wait(), timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+            )
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise RedisUnavailable("RedisSseManager.connect() was not called")
+        return self._redis
+
+    async def health_check(self) -> bool:
+        """Redis answers PING and the subscriber connection is up."""
+        if self._redis is None or not self.connected:
+            return False
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError) as exc:
+            self.last_error = repr(exc)
+            return False
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.outbox_size():
+            await self._flush_outbox_once()
+        for task in (self._reader, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._reader = self._flusher = None
+        await self._drop_pubsub()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+        self._connected.clear()
+        for _, future in self._ready.values():
+            if not future.done():
+                future.set_result(None)
+        self._ready.clear()
+
+    # --- publishing ---
+
+    def stream_key(self, channel: str) -> str:
+        return f"{self.prefix}history:{{{channel[len(self.prefix) :]}}}"
+
+    def epoch_key(self, channel: str) -> str:
+        return f"{self.prefix}epoch:{{{channel[len(self.prefix) :]}}}"
+
+    async def publish(self, channel: str, message: bytes | str | dict[str, Any]) -> Event:
+        """Publish one envelope (JSON object without ``id``) to ``channel``.
+
+        If Redis cannot be reached, local listeners get the event at once and it
+        waits in the outbox, in order, until Redis is back.
+        """
+        body = _as_body(message)
+        if self.connected and not self._outbox:
+            try:
+                epoch, event_id = await self._run_publish(channel, body, _NO_TAG)
+            except (RedisError, OSError) as exc:
+                self.last_error = repr(exc)
+                logger.warning("publish to Redis failed (%r): kept in the outbox", exc)
+            else:
+                self.published += 1
+                return Event(channel, epoch, event_id, body)
+        return self._keep_for_later(channel, body)
+
+    async def _run_publish(self, channel: str, body: bytes, tag: str) -> tuple[str, str]:
+        settings = self.settings
+        result = await self._script(
+            keys=[self.stream_key(channel), self.epoch_key(channel)],
+            args=[
+                channel,
+                body,
+                settings.SSE_HISTORY_LENGTH,
+                settings.SSE_HISTORY_TTL_SECONDS * 1000,
+                new_epoch(),
+                tag,
+            ],
+        )
+        return result[0].decode(), result[1].decode()
+
+    def _keep_for_later(self, channel: str, body: bytes) -> Event:
+        event = Event(channel, "", "", body)
+        if len(self._outbox) >= self.settings.SSE_OUTBOX_MAXSIZE:
+            lost = self._outbox.popleft()
+            self.outbox_overflow += 1
+            logger.error(
+                "SSE outbox full (SSE_OUTBOX_MAXSIZE=%d): the oldest waiting event for %s "
+                "will not reach other processes",
+                self.settings.SSE_OUTBOX_MAXSIZE,
+                lost.channel,
+            )
+        self._tag_seq += 1
+        tag = f"{self._control[-10:]}{self._tag_seq}"
+        self._outbox.append(_PendingOutbox(channel, body, tag))
+        self.hub.dispatch(event)
+        return event
+
+    def outbox_size(self) -> int:
+        return len(self._outbox)
+
+    async def _flush_outbox_once(self) -> None:
+        while self._outbox:
+            item = self._outbox[0]
+            self._skip_tags.add(item.tag)
+            try:
+                await self._run_publish(item.channel, item.body, item.tag)
+            except (RedisError, OSError):
+                self._skip_tags.discard(item.tag)
+                raise
+            self._outbox.popleft()
+            self.published += 1
+
+    # --- subscribing ---
+
+    async def attach(
+        self, listener: Listener, cursor: Sequence[tuple[str, str]] | None = None
+    ) -> list[Replay]:
+        """Register ``listener``; once this returns, no later event is missed.
+
+        With a ``cursor`` (one (epoch, id) per channel, from ``Last-Event-ID``), the
+        events after it are read from history and pushed into the listener ahead
+        of live ones, without gap or duplicate at the seam. Returns the replays,
+        so the caller can tell about a reset.
+        """
+        self.hub.add(listener)
+        try:
+            await self._wait_subscribed(listener.channels)
+            if cursor is None:
+                return []
+            return await self._replay_into(listener, cursor)
+        except BaseException:
+            self.hub.remove(listener)
+            raise
+
+    def detach(self, listener: Listener) -> None:
+        self.hub.remove(listener)
+
+    async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+        """The seed's async generator: the envelopes published on ``channel``."""
+        listener = Listener([channel], self.settings.SSE_QUEUE_MAXSIZE)
+        await self.attach(listener)
+        try:
+            while True:
+                try:
+                    batch = await listener.next_batch()
+                except ListenerClosed:
+                    return
+                for item in batch:
+                    if isinstance(item, Event):
+                        yield item.envelope()
+        finally:
+            self.detach(listener)
+
+    async def position(self, channel: str) -> tuple[str, str] | None:
+        """(epoch, newest id) of a channel's history; None when it has none."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(self.epoch_key(channel))
+                pipe.xrevrange(self.stream_key(channel), count=1)
+                epoch, last = await pipe.execute()
+        except (RedisError, OSError, RedisUnavailable):
+            return None
+        if epoch is None or not last:
+            return None
+        return epoch.decode(), last[0][0].decode()
+
+    async def history_after(self, channel: str, epoch: str, event_id: str) -> Replay:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.epoch_key(channel))
+            pipe.xinfo_stream(self.stream_key(channel))
+            try:
+                current, info = await pipe.execute()
+            except RedisError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                current, info = None, None
+        current_epoch = current.decode() if current else None
+        if info is None:
+            current_epoch = None
+        first = info.get("first-entry") if info else None
+        max_deleted_raw = (info or {}).get("max-deleted-entry-id", b"0-0")
+        max_deleted = id_key(_text(max_deleted_raw))
+        if not info or info.get("entries-added") is None:
+            # Redis < 7 does not report trimming: judge by the first entry kept.
+            max_deleted = self._approx_trimmed(info, first)
+        first_key = id_key(_text(first[0])) if first else None
+        reset = judge_replay(epoch, event_id, current_epoch, first_key, max_deleted)
+        if current_epoch is None:
+            return Replay([], reset=reset)
+        start = "-" if reset or epoch == ORIGIN_EPOCH else f"({event_id}"
+        entries: Any = await self.redis.xrange(self.stream_key(channel), min=start, max="+")
+        events = [
+            Event(channel, current_epoch, _text(entry_id), fields[b"e"])
+            for entry_id, fields in entries
+        ]
+        return Replay(events, reset=reset)
+
+    def _approx_trimmed(self, info: Any, first: Any) -> tuple[int, int]:
+        if not info or not first:
+            return (0, 0)
+        if int(info.get("length", 0)) >= self.settings.SSE_HISTORY_LENGTH:
+            ms, seq = id_key(_text(first[0]))
+            return (ms, seq - 1) if seq else (ms - 1, 2**63)
+        return (0, 0)
+
+    async def _replay_into(
+        self, listener: Listener, cursor: Sequence[tuple[str, str]]
+    ) -> list[Replay]:
+        replays: list[Replay] = []
+        for channel, (epoch, event_id) in zip(listener.channels, cursor, strict=True):
+            replay = await self.history_after(channel, epoch, event_id)
+            replays.append(replay)
+            deliver_replay(listener, channel, replay)
+        return replays
+
+    def _on_first_listener(self, channel: str) -> None:
+        self._to_unsubscribe.pop(channel, None)
+        self._to_subscribe[channel] = None
+        if self.connected:
+            seq = self._sent.get(channel, 0) + 1
+            previous = self._ready.get(channel)
+            future = previous[1] if previous and not previous[1].done() else None
+            self._ready[channel] = (seq, future or asyncio.get_running_loop().create_future())
+        self._schedule_flush()
+
+    def _on_last_listener(self, channel: str) -> None:
+        self._to_subscribe.pop(channel, None)
+        self._to_unsubscribe[channel] = None
+        self._last_seen.pop(channel, None)
+        self._schedule_flush()
+
+    async def _wait_subscribed(self, channels: Sequence[str]) -> None:
+        waits = [
+            self._ready[ch][1]
+            for ch in channels
+            if ch in self._ready and not self._ready[ch][1].done()
+        ]
+        if waits and self.connected:
+            # Bounded: if Redis goes away meanwhile, the listener stays attached and
+            # is caught up from history on reconnect.
+            await asyncio.wait(waits, timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled or not self.connected:
+            return
+        self._flush_scheduled = True
+        asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_subscriptions())
+
+    async def _flush_subscriptions(self) -> None:
+        """Send the pending SUBSCRIBE/UNSUBSCRIBE commands, many channels per command."""
+        try:
+            while (self._to_subscribe or self._to_unsubscribe) and self.connected:
+                pubsub = self._pubsub
+                if pubsub is None:
+                    return
+                if self._to_unsubscribe:
+                    channels = list(self._to_unsubscribe)[:_SUBSCRIBE_BATCH]
+                    for ch in channels:
+                        del self._to_unsubscribe[ch]
+                        self._sent[ch] = self._sent.get(ch, 0) + 1
+                    await pubsub.execute_command("UNSUBSCRIBE", *channels)
+                if self._to_subscribe:
+                    channels = list(self._to_subscribe)[:_SUBSCRIBE_BATCH]
+                    for ch in channels:
+                        del self._to_subscribe[ch]
+                        self._sent[ch] = self._sent.get(ch, 0) + 1
+                        entry = self._ready.get(ch)
+                        if entry is not None:
+                            self._ready[ch] = (self._sent[ch], entry[1])
+                    await pubsub.execute_command("SUBSCRIBE", *channels)
+        except (RedisError, OSError) as exc:
+            # The reader notices the broken connection and resubscribes everything.
+            self.last_error = repr(exc)
+
+    # --- the subscriber loop ---
+
+    async def _run(self) -> None:
+        delay = self.settings.REDIS_RECONNECT_MIN_SECONDS
+        first = True
+        while not self._closing:
+            try:
+                await self._open_subscriber(catch_up=not first)
+                first = False
+                delay = self.settings.REDIS_RECONNECT_MIN_SECONDS
+                await self._read_forever()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, ConnectionError) as exc:
+                self.last_error = repr(exc)
+                if self.connected:
+                    logger.warning("Redis subscriber connection lost: %r", exc)
+            except Exception:
+                logger.exception("Redis subscriber failed")
+            was_connected = self.connected
+            self._connected.clear()
+            await self._drop_pubsub()
+            self._release_waiters()
+            if self._closing:
+                return
+            if was_connected:
+                self.reconnects += 1
+            first = first and not was_connected
+            # Full jitter, capped: replicas that lost Redis together do not return
+            # in lockstep.
+            await asyncio.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, self.settings.REDIS_RECONNECT_MAX_SECONDS)
+
+    async def _open_subscriber(self, catch_up: bool) -> None:
+        assert self._redis is not None
+        pubsub = self._redis.pubsub()
+        self._pubsub = pubsub
+        self._sent.clear()
+        self._acked.clear()
+        self._to_subscribe.clear()
+        self._to_unsubscribe.clear()
+        channels = [self._control, *self.hub.channels()]
+        early: list[list[Any]] = []
+        for start in range(0, len(channels), _SUBSCRIBE_BATCH):
+            chunk = channels[start : start + _SUBSCRIBE_BATCH]
+            for ch in chunk:
+                self._sent[ch] = 1
+            await pubsub.execute_command("SUBSCRIBE", *chunk)
+        # Read the acknowledgements first: once every channel is confirmed, what
+        # is not yet in the Streams will reach us live, so the catch-up below
+        # leaves no gap.
+        remaining = set(channels)
+        while remaining:
+            response = await pubsub.parse_response(block=True)
+            kind = response[0]
+            if kind == b"subscribe":
+                name = _text(response[1])
+                remaining.discard(name)
+                self._acked[name] = self._acked.get(name, 0) + 1
+            elif kind == b"message":
+                early.append(response)
+        if catch_up and self._last_seen:
+            await self._catch_up()
+        self._connected.set()
+        for response in early:
+            self._on_message(response)
+        if self._outbox:
+            await self._flush_outbox_once()
+        # Channels that got listeners while we were away, or since.
+        for channel in self.hub.channels():
+            if channel not in self._sent:
+                self._to_subscribe[channel] = None
+        self._schedule_flush()
+
+    async def _catch_up(self) -> None:
+        """Deliver what each channel received while the subscriber was away."""
+        channels = [ch for ch in self.hub.channels() if ch in self._last_seen]
+        for channel in channels:
+            epoch, key = self._last_seen[channel]
+            replay = await self.history_after(channel, epoch, f"{key[0]}-{key[1]}")
+            if replay.reset:
+                # Redis came back empty, or trimmed past us: deliver what there is,
+                # and say that something may be missing.
+                logger.warning("events of %s may be lost: its history restarted", channel)
+            for event in replay.events:
+                self._deliver(event)
+
+    async def _read_forever(self) -> None:
+        pubsub = self._pubsub
+        assert pubsub is not None
+        while True:
+            response = await pubsub.parse_response(block=True)
+            kind = response[0]
+            if kind == b"message":
+                self._on_message(response)
+            elif kind in (b"subscribe", b"unsubscribe"):
+                self._on_ack(_text(response[1]))
+
+    def _on_ack(self, channel: str) -> None:
+        acked = self._acked[channel] = self._acked.get(channel, 0) + 1
+        if acked >= self._sent.get(channel, 0):
+            # Every command sent for this channel is answered: forget it, so the
+            # tables do not grow with every channel ever used.
+            self._sent.pop(channel, None)
+            self._acked.pop(channel, None)
+        entry = self._ready.get(channel)
+        if entry is not None and acked >= entry[0]:
+            del self._ready[channel]
+            if not entry[1].done():
+                entry[1].set_result(None)
+
+    def _on_message(self, response: list[Any]) -> None:
+        channel = _text(response[1])
+        data: bytes = response[2]
+        epoch, event_id, tag, body = data.split(b" ", 3)
+        event = Event(channel, epoch.decode(), event_id.decode(), body)
+        if tag != b"-":
+            text_tag = tag.decode()
+            if text_tag in self._skip_tags:
+                # Ours, flushed from the outbox: local listeners already had it.
+                self._skip_tags.discard(text_tag)
+                self._note_seen(event)
+                return
+        self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        seen = self._last_seen.get(event.channel)
+        if seen is not None and seen[0] == event.epoch and event.key <= seen[1]:
+            return
+        self._note_seen(event)
+        self.hub.dispatch(event)
+
+    def _note_seen(self, event: Event) -> None:
+        if self.hub.has(event.channel):
+            self._last_seen[event.channel] = (event.epoch, event.key)
+
+    def _release_waiters(self) -> None:
+        for _, future in self._ready.values():
+            if not future.done():
+                future.set_result(None)
+        self._ready.clear()
+
+    async def _drop_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pubsub.aclose(), timeout=1.0)  # type: ignore[no-untyped-call]
+
+
+def deliver_replay(listener: Listener, channel: str, replay: Replay) -> None:
+    """Put a client's replay into its listener ahead of live events, with the seam.
+
+    On a reset the missed events are not replayed (the client refetches the
+    session and transcript instead): it gets one ``reset`` event positioned at the
+    newest event kept, then live events.
+    """
+    last = replay.events[-1] if replay.events else None
+    floor = (last.epoch, last.key) if last is not None else None
+    if replay.reset:
+        listener.replay(channel, [reset_event(channel, last)], floor)
+    else:
+        listener.replay(channel, replay.events, floor)
+
+
+def reset_event(channel: str, position: Event | None) -> Event:
+    """A ``reset`` event carrying ``position`` (or the origin) as its id."""
+    body = dumps(build_envelope(EventType.RESET, {"reason": "history_gap"}, "sse-bus"))
+    if position is None:
+        return Event(channel, ORIGIN_EPOCH, ORIGIN_ID, body)
+    return Event(channel, position.epoch, position.id, body)
+
+
+def _as_body(message: bytes | str | dict[str, Any]) -> bytes:
+    if isinstance(message, bytes):
+        body = message
+    elif isinstance(message, str):
+        body = message.encode()
+    else:
+        body = dumps({k: v for k, v in message.items() if k not in ("id", "epoch")})
+    if not body.startswith(b"{") or body == b"{}":
+        raise ValueError("an SSE message is a non-empty JSON object")
+    return body
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# --- the process-wide instance (the seed's singleton) ---
+
+_manager: RedisSseManager | None = None
+
+
+async def init_redis_sse(
+    settings: Settings | None = None, hub: LocalHub | None = None
+) -> RedisSseManager:
+    global _manager
+    if _manager is None:
+        _manager = RedisSseManager(settings, hub)
+    await _manager.connect()
+    return _manager
+
+
+def get_redis_sse_manager() -> RedisSseManager | None:
+    return _manager
+
+
+async def shutdown_redis_sse() -> None:
+    global _manager
+    manager, _manager = _manager, None
+    if manager is not None:
+        await manager.close()
+
+
+__all__ = [
+    "RedisSseManager",
+    "RedisUnavailable",
+    "deliver_replay",
+    "get_redis_sse_manager",
+    "init_redis_sse",
+    "reset_event",
+    "shutdown_redis_sse",
+]

@@ -1,0 +1,29 @@
+-- Appends one message to a session's transcript (a capped STREAM) and refreshes the TTLs.
+-- An agent message is accepted only from the agent holding the session, checked
+-- in the same step as the write so that a release cannot slip in between.
+--
+-- KEYS[1] session hash   KEYS[2] transcript (STREAM)
+-- ARGV[1] sender role   ARGV[2] sender id ('' = none)   ARGV[3] content
+-- ARGV[4] message timestamp (epoch ms)   ARGV[5] max messages   ARGV[6] ttl (s)
+-- Returns {'ok', id} | {'not_found'} | {'not_holder', holder}
+local sess, msgs = KEYS[1], KEYS[2]
+local sender, sender_id = ARGV[1], ARGV[2]
+local ttl = tonumber(ARGV[6])
+
+local current = redis.call('HGET', sess, 'status')
+if not current then
+  return {'not_found'}
+end
+if sender == 'agent' then
+  local holder = redis.call('HGET', sess, 'agent_id') or ''
+  if current ~= 'agent_active' or sender_id ~= holder then
+    return {'not_holder', holder}
+  end
+end
+
+-- exact MAXLEN (not '~'): the transcript keeps exactly as many as the memory store does
+local id = redis.call('XADD', msgs, 'MAXLEN', ARGV[5], '*',
+  'sender', sender, 'sender_id', sender_id, 'content', ARGV[3], 'ts', ARGV[4])
+redis.call('EXPIRE', msgs, ttl)
+redis.call('EXPIRE', sess, ttl)
+return {'ok', id}

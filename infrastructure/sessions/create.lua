@@ -1,0 +1,9 @@
+-- Creates a session in 'ai' unless one of that name exists (even a closed one).
+-- KEYS[1] session hash   ARGV[1] now (epoch ms)   ARGV[2] ttl (s)
+-- Returns 1 when created, 0 when the name is taken.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'ai', 'created_at', ARGV[1], 'updated_at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1

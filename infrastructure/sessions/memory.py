@@ -1,0 +1,196 @@
+"""The in-memory session store: one process, the same semantics as Redis.
+
+Every method does its check and its write without an ``await`` in between, so on
+one event loop each call is atomic: concurrent takeovers cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from .models import (
+    ChatMessage,
+    NotHolder,
+    SenderRole,
+    Session,
+    SessionExists,
+    SessionNotFound,
+    SessionStatus,
+    datetime_to_ms,
+    ms_to_datetime,
+    now_ms,
+)
+from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
+from .transitions import CANCEL_FROM, RELEASE_FROM, apply_transition, check_request
+
+#: Expired sessions are dropped when touched, and swept at most this often.
+_SWEEP_INTERVAL_MS = 60_000
+
+
+class InMemorySessionStore:
+    def __init__(
+        self,
+        *,
+        ttl_seconds: int | None = None,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        """``ttl_seconds`` as ``SESSION_TTL_SECONDS`` (None: never expire); ``clock``
+        gives epoch milliseconds (tests pass a fake one)."""
+        if max_messages < 1:
+            raise ValueError("max_messages must be >= 1")
+        self._ttl_ms = None if ttl_seconds is None else ttl_seconds * 1000
+        self._max_messages = max_messages
+        self._clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._transcripts: dict[str, deque[ChatMessage]] = {}
+        self._expires_at: dict[str, int] = {}
+        # The last message id of each session, so that ids keep increasing even
+        # when the clock does not (the same rule as Redis stream ids).
+        self._last_id: dict[str, tuple[int, int]] = {}
+        self._last_sweep = clock()
+
+    # --- internals (all synchronous: atomic on the event loop) ---------------
+
+    def _expired(self, name: str, now: int) -> bool:
+        expires = self._expires_at.get(name)
+        return expires is not None and expires <= now
+
+    def _drop(self, name: str) -> None:
+        self._sessions.pop(name, None)
+        self._transcripts.pop(name, None)
+        self._expires_at.pop(name, None)
+        self._last_id.pop(name, None)
+
+    def _sweep(self, now: int) -> None:
+        if now - self._last_sweep < _SWEEP_INTERVAL_MS:
+            return
+        self._last_sweep = now
+        for name in [n for n in self._expires_at if self._expired(n, now)]:
+            self._drop(name)
+
+    def _load(self, name: str, now: int) -> Session:
+        if self._expired(name, now):
+            self._drop(name)
+        session = self._sessions.get(name)
+        if session is None:
+            raise SessionNotFound(name)
+        return session
+
+    def _touch(self, name: str, now: int) -> None:
+        if self._ttl_ms is not None:
+            self._expires_at[name] = now + self._ttl_ms
+
+    def _move(
+        self,
+        name: str,
+        requested: SessionStatus,
+        agent_id: str | None,
+        reason: str | None = None,
+        only_from: frozenset[SessionStatus] | None = None,
+    ) -> Session:
+        check_request(requested, agent_id)
+        now = self._clock()
+        current = self._load(name, now)
+        updated = apply_transition(
+            current, requested, agent_id=agent_id, reason=reason, now_ms=now, only_from=only_from
+        )
+        if updated is not current:
+            self._sessions[name] = updated
+            self._touch(name, now)
+        return updated
+
+    def _waiting(self) -> list[Session]:
+        now = self._clock()
+        waiting = [
+            s
+            for name, s in self._sessions.items()
+            if s.status is SessionStatus.WAITING_AGENT and not self._expired(name, now)
+        ]
+        # The order of the Redis ZSET: by waiting_since (ms), ties by name.
+        waiting.sort(key=lambda s: (s.waiting_since, s.session_name))
+        return waiting
+
+    # --- SessionStore ---------------------------------------------------------
+
+    async def create(self, session_name: str) -> Session:
+        now = self._clock()
+        self._sweep(now)
+        if self._expired(session_name, now):
+            self._drop(session_name)
+        if session_name in self._sessions:
+            raise SessionExists(session_name)
+        at = ms_to_datetime(now)
+        session = Session(session_name=session_name, created_at=at, updated_at=at)
+        self._sessions[session_name] = session
+        self._transcripts[session_name] = deque(maxlen=self._max_messages)
+        self._touch(session_name, now)
+        return session
+
+    async def get(self, session_name: str) -> Session:
+        return self._load(session_name, self._clock())
+
+    async def escalate(self, session_name: str, reason: str | None = None) -> Session:
+        return self._move(session_name, SessionStatus.WAITING_AGENT, None, reason)
+
+    async def cancel_wait(self, session_name: str) -> Session:
+        return self._move(session_name, SessionStatus.AI, None, only_from=CANCEL_FROM)
+
+    async def takeover(self, session_name: str, agent_id: str) -> Session:
+        return self._move(session_name, SessionStatus.AGENT_ACTIVE, agent_id)
+
+    async def release(self, session_name: str, agent_id: str) -> Session:
+        return self._move(session_name, SessionStatus.AI, agent_id, only_from=RELEASE_FROM)
+
+    async def close(self, session_name: str, agent_id: str | None = None) -> Session:
+        return self._move(session_name, SessionStatus.CLOSED, agent_id)
+
+    async def set_status(
+        self,
+        session_name: str,
+        status: SessionStatus,
+        agent_id: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> Session:
+        return self._move(session_name, SessionStatus(status), agent_id, reason)
+
+    async def queue(self) -> list[Session]:
+        return self._waiting()
+
+    async def queue_position(self, session_name: str) -> int | None:
+        for position, session in enumerate(self._waiting(), start=1):
+            if session.session_name == session_name:
+                return position
+        return None
+
+    async def append_message(self, message: ChatMessage) -> ChatMessage:
+        name = message.session_name
+        now = self._clock()
+        session = self._load(name, now)
+        if message.sender is SenderRole.AGENT and (
+            session.status is not SessionStatus.AGENT_ACTIVE
+            or message.sender_id != session.agent_id
+        ):
+            raise NotHolder(name, message.sender_id or "", session.agent_id)
+        last_ms, last_seq = self._last_id.get(name, (0, -1))
+        ms, seq = (now, 0) if now > last_ms else (last_ms, last_seq + 1)
+        self._last_id[name] = (ms, seq)
+        # Millisecond timestamps, as the Redis store keeps them.
+        stamp = ms_to_datetime(datetime_to_ms(message.timestamp))
+        stored = message.model_copy(update={"id": f"{ms}-{seq}", "timestamp": stamp})
+        self._transcripts[name].append(stored)
+        self._touch(name, now)
+        return stored
+
+    async def messages(
+        self, session_name: str, limit: int = DEFAULT_MESSAGE_LIMIT
+    ) -> list[ChatMessage]:
+        self._load(session_name, self._clock())
+        if limit <= 0:
+            return []
+        return list(self._transcripts[session_name])[-limit:]
+
+    async def ping(self) -> bool:
+        return True

@@ -1,0 +1,285 @@
+"""The session store on Redis: state shared by every replica of both services.
+
+Key layout (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "store:"``, ``sse:store:`` by default)::
+
+    P sess:{<name>}     HASH    status, agent_id, created_at, updated_at,
+                                waiting_since, escalation_reason (times in epoch ms;
+                                an absent field is None)
+    P msgs:{<name>}     STREAM  the transcript: sender, sender_id, content, ts;
+                                capped at ``max_messages`` (XADD MAXLEN); the stream id
+                                is the message id
+    P queue:waiting     ZSET    member = session name, score = waiting_since (ms)
+
+The ``{<name>}`` hash tag puts one session's keys on one Redis Cluster slot. The
+queue is one global key; because every transition script writes the session and
+the queue together, the store needs a single Redis primary (Sentinel is fine):
+on Redis Cluster the queue would have to become a per-shard index. The session
+and its transcript expire ``SESSION_TTL_SECONDS`` after their last write; the
+queue never expires, and a member whose session expired is dropped by ``queue()``.
+
+Each state change is one Lua script (``*.lua`` beside this module) that checks
+the current state and writes in one atomic step; it answers with a status code
+that :func:`_raise_for` turns into the exception of the in-memory store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from infrastructure.config import Settings
+
+from .models import (
+    ChatMessage,
+    IllegalTransition,
+    NotHolder,
+    SenderRole,
+    Session,
+    SessionExists,
+    SessionHeldByAnother,
+    SessionNotFound,
+    SessionStatus,
+    datetime_to_ms,
+    ms_to_datetime,
+    now_ms,
+)
+from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
+from .transitions import CANCEL_FROM, RELEASE_FROM, check_request
+
+_OK: Final = "ok"
+
+
+def _text(value: Any) -> str:
+    # The client may or may not decode responses; accept both.
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+class SessionKeys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.queue = f"{prefix}queue:waiting"
+
+    def session(self, name: str) -> str:
+        return f"{self.prefix}sess:{{{name}}}"
+
+    def transcript(self, name: str) -> str:
+        return f"{self.prefix}msgs:{{{name}}}"
+
+
+def _session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
+    def when(field: str) -> Any:
+        raw = fields.get(field)
+        return None if raw is None else ms_to_datetime(int(raw))
+
+    return Session(
+        session_name=name,
+        status=SessionStatus(fields["status"]),
+        agent_id=fields.get("agent_id") or None,
+        created_at=when("created_at"),
+        updated_at=when("updated_at"),
+        waiting_since=when("waiting_since"),
+        escalation_reason=fields.get("escalation_reason") or None,
+    )
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def _decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _message_from_entry(name: str, entry_id: Any, raw: Mapping[Any, Any]) -> ChatMessage:
+    fields = _decode_hash(raw)
+    return ChatMessage(
+        id=_text(entry_id),
+        session_name=name,
+        sender=SenderRole(fields["sender"]),
+        sender_id=fields.get("sender_id") or None,
+        content=fields["content"],
+        timestamp=ms_to_datetime(int(fields["ts"])),
+    )
+
+
+class RedisSessionStore:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: Settings,
+        *,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        if max_messages < 1:
+            raise ValueError("max_messages must be >= 1")
+        self._redis = redis
+        self._ttl = settings.SESSION_TTL_SECONDS
+        self._max_messages = max_messages
+        self._clock = clock
+        self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
+        self._create = redis.register_script(_script("create.lua"))
+        self._transition = redis.register_script(_script("transition.lua"))
+        self._append = redis.register_script(_script("append_message.lua"))
+
+    async def _move(
+        self,
+        name: str,
+        requested: SessionStatus,
+        agent_id: str | None,
+        reason: str | None = None,
+        only_from: frozenset[SessionStatus] | None = None,
+    ) -> Session:
+        check_request(requested, agent_id)
+        reply = await self._transition(
+            keys=[self.keys.session(name), self.keys.queue, self.keys.transcript(name)],
+            args=[
+                str(requested),
+                agent_id or "",
+                reason or "",
+                self._clock(),
+                self._ttl,
+                name,
+                ",".join(sorted(only_from)) if only_from else "",
+            ],
+        )
+        code = _text(reply[0])
+        if code != _OK:
+            _raise_for(code, reply, name, requested, agent_id)
+        return _session_from_hash(name, _pairs(reply[1:]))
+
+    async def create(self, session_name: str) -> Session:
+        now = self._clock()
+        created = await self._create(keys=[self.keys.session(session_name)], args=[now, self._ttl])
+        if not int(created):
+            raise SessionExists(session_name)
+        at = ms_to_datetime(now)
+        return Session(session_name=session_name, created_at=at, updated_at=at)
+
+    async def get(self, session_name: str) -> Session:
+        raw = await self._redis.hgetall(self.keys.session(session_name))
+        fields = _decode_hash(raw)
+        if "status" not in fields:
+            raise SessionNotFound(session_name)
+        return _session_from_hash(session_name, fields)
+
+    async def escalate(self, session_name: str, reason: str | None = None) -> Session:
+        return await self._move(session_name, SessionStatus.WAITING_AGENT, None, reason)
+
+    async def cancel_wait(self, session_name: str) -> Session:
+        return await self._move(session_name, SessionStatus.AI, None, only_from=CANCEL_FROM)
+
+    async def takeover(self, session_name: str, agent_id: str) -> Session:
+        return await self._move(session_name, SessionStatus.AGENT_ACTIVE, agent_id)
+
+    async def release(self, session_name: str, agent_id: str) -> Session:
+        return await self._move(session_name, SessionStatus.AI, agent_id, only_from=RELEASE_FROM)
+
+    async def close(self, session_name: str, agent_id: str | None = None) -> Session:
+        return await self._move(session_name, SessionStatus.CLOSED, agent_id)
+
+    async def set_status(
+        self,
+        session_name: str,
+        status: SessionStatus,
+        agent_id: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> Session:
+        return await self._move(session_name, SessionStatus(status), agent_id, reason)
+
+    async def queue(self) -> list[Session]:
+        names = [_text(n) for n in await self._redis.zrange(self.keys.queue, 0, -1)]
+        if not names:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.keys.session(name))
+            hashes = await pipe.execute()
+        waiting: list[Session] = []
+        stale: list[str] = []
+        for name, raw in zip(names, hashes, strict=True):
+            fields = _decode_hash(raw)
+            if fields.get("status") == SessionStatus.WAITING_AGENT:
+                waiting.append(_session_from_hash(name, fields))
+            elif "status" not in fields:
+                stale.append(name)  # the session expired while it waited
+        if stale:
+            await self._redis.zrem(self.keys.queue, *stale)
+        return waiting
+
+    async def queue_position(self, session_name: str) -> int | None:
+        rank = await self._redis.zrank(self.keys.queue, session_name)
+        # ZRANK answers a plain int unless asked WITHSCORE
+        return rank + 1 if isinstance(rank, int) else None
+
+    async def append_message(self, message: ChatMessage) -> ChatMessage:
+        name = message.session_name
+        reply = await self._append(
+            keys=[self.keys.session(name), self.keys.transcript(name)],
+            args=[
+                str(message.sender),
+                message.sender_id or "",
+                message.content,
+                datetime_to_ms(message.timestamp),
+                self._max_messages,
+                self._ttl,
+            ],
+        )
+        code = _text(reply[0])
+        if code == "not_found":
+            raise SessionNotFound(name)
+        if code == "not_holder":
+            raise NotHolder(name, message.sender_id or "", _text(reply[1]) or None)
+        # Stored at millisecond precision, as it reads back from the stream.
+        return message.model_copy(
+            update={
+                "id": _text(reply[1]),
+                "timestamp": ms_to_datetime(datetime_to_ms(message.timestamp)),
+            }
+        )
+
+    async def messages(
+        self, session_name: str, limit: int = DEFAULT_MESSAGE_LIMIT
+    ) -> list[ChatMessage]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.exists(self.keys.session(session_name))
+            pipe.xrevrange(self.keys.transcript(session_name), count=max(limit, 1))
+            exists, entries = await pipe.execute()
+        if not exists:
+            raise SessionNotFound(session_name)
+        if limit <= 0:
+            return []
+        return [_message_from_entry(session_name, eid, raw) for eid, raw in reversed(entries)]
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+
+def _raise_for(
+    code: str,
+    reply: Sequence[Any],
+    name: str,
+    requested: SessionStatus,
+    agent_id: str | None,
+) -> None:
+    if code == "not_found":
+        raise SessionNotFound(name)
+    if code == "held":
+        raise SessionHeldByAnother(_text(reply[1]), name)
+    if code == "illegal":
+        raise IllegalTransition(name, SessionStatus(_text(reply[1])), requested)
+    if code == "not_holder":
+        raise NotHolder(name, agent_id or "", _text(reply[1]) or None)
+    raise RuntimeError(f"unexpected reply from the session script: {code!r}")
