@@ -45,16 +45,24 @@ FORBIDDEN_DETAIL: Final = "this token does not grant access to this resource"
 # "Authorize" button of /docs, and what schemathesis knows about). ``auto_error=False``: the
 # answers are ours (401 with WWW-Authenticate), not FastAPI's defaults.
 _bearer = HTTPBearer(auto_error=False, description="An access token (any role).")
+# Distinct scheme names: two APIKeyCookie schemes would otherwise share one OpenAPI entry.
 _query_token = APIKeyQuery(
     name=TOKEN_QUERY_PARAM,
+    scheme_name="QueryToken",
     auto_error=False,
     description="Stream endpoints only: the access token, for EventSource (no headers).",
 )
 _agent_cookie = APIKeyCookie(
-    name=AGENT_COOKIE_NAME, auto_error=False, description="Stream endpoints only."
+    name=AGENT_COOKIE_NAME,
+    scheme_name="AgentCookie",
+    auto_error=False,
+    description="Stream endpoints only: set by the workbench page.",
 )
 _customer_cookie = APIKeyCookie(
-    name=CUSTOMER_COOKIE_NAME, auto_error=False, description="Stream endpoints only."
+    name=CUSTOMER_COOKIE_NAME,
+    scheme_name="CustomerCookie",
+    auto_error=False,
+    description="Stream endpoints only: set by the chatbot page.",
 )
 
 

@@ -42,7 +42,7 @@ class Event:
     history); the wire forms are built lazily, once, and shared by every listener.
     """
 
-    __slots__ = ("_data", "_frame", "body", "channel", "epoch", "id", "key")
+    __slots__ = ("_data", "_frame", "_type", "body", "channel", "epoch", "id", "key")
 
     def __init__(self, channel: str, epoch: str, event_id: str, body: bytes) -> None:
         self.channel = channel
@@ -52,6 +52,20 @@ class Event:
         self.body = body
         self._data: bytes | None = None
         self._frame: bytes | None = None
+        self._type: str | None = None
+
+    @property
+    def type(self) -> str:
+        """The envelope's ``type``, read without decoding the JSON: the envelope is
+        built with ``type`` first (``build_envelope``); anything else is decoded."""
+        if self._type is None:
+            prefix = b'{"type":"'
+            end = self.body.find(b'"', len(prefix))
+            if self.body.startswith(prefix) and end > 0:
+                self._type = self.body[len(prefix) : end].decode()
+            else:
+                self._type = str(orjson.loads(self.body).get("type", ""))
+        return self._type
 
     @property
     def token(self) -> str:

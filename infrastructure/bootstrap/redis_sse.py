@@ -632,6 +632,19 @@ def get_redis_sse_manager() -> RedisSseManager | None:
     return _manager
 
 
+def adopt_manager(manager: RedisSseManager) -> None:
+    """Make a manager built by the SSE bus the process's singleton (if none is)."""
+    global _manager
+    if _manager is None:
+        _manager = manager
+
+
+def forget_manager(manager: RedisSseManager) -> None:
+    global _manager
+    if _manager is manager:
+        _manager = None
+
+
 async def shutdown_redis_sse() -> None:
     global _manager
     manager, _manager = _manager, None
@@ -642,7 +655,9 @@ async def shutdown_redis_sse() -> None:
 __all__ = [
     "RedisSseManager",
     "RedisUnavailable",
+    "adopt_manager",
     "deliver_replay",
+    "forget_manager",
     "get_redis_sse_manager",
     "init_redis_sse",
     "reset_event",

@@ -30,6 +30,28 @@ USE_REDIS_SSE: bool = get_settings().USE_REDIS_SSE
 _ENVELOPE_KEYS = frozenset({"type", "payload", "timestamp", "source"})
 
 
+class BusStats:
+    """Plain counters on the hot path; :mod:`infrastructure.metrics` reads them at
+    scrape time, so no Prometheus call is made per event."""
+
+    __slots__ = ("delivered", "open_streams", "published")
+
+    def __init__(self) -> None:
+        self.open_streams = 0
+        self.published: dict[str, int] = {}
+        self.delivered: dict[str, int] = {}
+
+    def count_published(self, event_type: str) -> None:
+        self.published[event_type] = self.published.get(event_type, 0) + 1
+
+    def count_delivered(self, batch: Sequence[Event | bytes]) -> None:
+        delivered = self.delivered
+        for item in batch:
+            if isinstance(item, Event):
+                kind = item.type
+                delivered[kind] = delivered.get(kind, 0) + 1
+
+
 class SseBus:
     """The local hub, the in-memory history, and (in Redis mode) the manager."""
 
@@ -42,18 +64,22 @@ class SseBus:
         self.use_redis = self.settings.USE_REDIS_SSE
         self.manager: RedisSseManager | None = None
         self.accepting = True
+        self.stats = BusStats()
 
     async def start(self) -> None:
         if self.use_redis:
-            manager_module = _get_redis_sse_module()
-            self.manager = await manager_module.init_redis_sse(self.settings, self.hub)
+            redis_sse = _get_redis_sse_module()
+            self.manager = redis_sse.RedisSseManager(self.settings, self.hub)
+            await self.manager.connect()
+            redis_sse.adopt_manager(self.manager)
 
     async def stop(self) -> None:
         self.accepting = False
         self.hub.close_all("shutdown")
         if self.manager is not None:
-            await _get_redis_sse_module().shutdown_redis_sse()
-            self.manager = None
+            manager, self.manager = self.manager, None
+            await manager.close()
+            _get_redis_sse_module().forget_manager(manager)
 
     @property
     def mode(self) -> str:
@@ -80,8 +106,11 @@ class SseBus:
 
     async def publish_body(self, channel: str, body: bytes) -> Event:
         if self.manager is not None:
-            return await self.manager.publish(channel, body)
-        return self._publish_to_memory(channel, body)
+            event = await self.manager.publish(channel, body)
+        else:
+            event = self._publish_to_memory(channel, body)
+        self.stats.count_published(event.type)
+        return event
 
     def _publish_to_memory(self, channel: str, body: bytes) -> Event:
         event = self.memory.append(channel, body)
@@ -136,6 +165,12 @@ class SseBus:
 # --- the process-wide bus ---
 
 _bus: SseBus | None = None
+
+
+def set_sse_bus(bus: SseBus | None) -> None:
+    """Make ``bus`` the process's bus (the app's lifespan does, on start and stop)."""
+    global _bus
+    _bus = bus
 
 
 async def init_sse_bus(settings: Settings | None = None) -> SseBus:

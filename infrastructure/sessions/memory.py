@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from infrastructure.events import check_name
+
 from .models import (
     ChatMessage,
     NotHolder,
@@ -115,6 +117,9 @@ class InMemorySessionStore:
     # --- SessionStore ---------------------------------------------------------
 
     async def create(self, session_name: str) -> Session:
+        # The name becomes part of Redis keys (and their hash tag): never let a
+        # "{", ":" or "*" in; routes check it too, this is the last line.
+        check_name(session_name)
         now = self._clock()
         self._sweep(now)
         if self._expired(session_name, now):

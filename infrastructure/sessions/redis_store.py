@@ -32,6 +32,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from infrastructure.config import Settings
+from infrastructure.events import check_name
 
 from .models import (
     ChatMessage,
@@ -157,6 +158,9 @@ class RedisSessionStore:
         return _session_from_hash(name, _pairs(reply[1:]))
 
     async def create(self, session_name: str) -> Session:
+        # The name becomes part of Redis keys (and their hash tag): never let a
+        # "{", ":" or "*" in; routes check it too, this is the last line.
+        check_name(session_name)
         now = self._clock()
         created = await self._create(keys=[self.keys.session(session_name)], args=[now, self._ttl])
         if not int(created):

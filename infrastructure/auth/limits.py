@@ -1,0 +1,431 @@
+"""Abuse limits: open streams, message rate, JSON depth, and the ``Last-Event-ID`` format.
+
+All of it is per process. Where that matters (the rate limit) the note is beside the code.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Annotated, Final, Protocol, TypeVar
+
+from fastapi import Depends, HTTPException, Request, status
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from infrastructure.auth.dependencies import CurrentPrincipal, SettingsDep
+from infrastructure.auth.tokens import Principal
+from infrastructure.config import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# =============================================================================================
+# (1) Open streams: per token and per process
+# =============================================================================================
+
+
+class StreamSlot:
+    """One open stream. Release it when the stream ends: ``with slot:``, :meth:`release`, or
+    :func:`hold_while`. Releasing twice is harmless, and a slot that is dropped unreleased
+    (a response whose body never started, so its ``finally`` never ran) is released when it
+    is garbage-collected instead of leaking the count forever."""
+
+    def __init__(self, slots: StreamSlots, key: str) -> None:
+        # weakref.finalize runs at most once, whichever comes first: release() or collection.
+        self._finalizer = weakref.finalize(self, slots._release, key)
+
+    @property
+    def released(self) -> bool:
+        return not self._finalizer.alive
+
+    def release(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> StreamSlot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    async def __aenter__(self) -> StreamSlot:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class StreamSlots:
+    """Counts open streams per token (``jti``) and in total.
+
+    :meth:`acquire` raises *before* the response starts, so that the refusal is a real HTTP
+    status: 429 when this token already holds ``max_per_token`` streams (its own doing: a tab
+    storm, a reconnect loop), 503 when the process holds ``max_total`` (protects everyone's
+    memory and file descriptors). Both carry ``Retry-After``.
+
+    Usage in a route::
+
+        slot = slots.acquire(principal)            # may raise 429 / 503
+        return StreamingResponse(hold_while(slot, event_stream()), ...)
+    """
+
+    def __init__(self, max_per_token: int, max_total: int, retry_after_seconds: int = 5) -> None:
+        if max_per_token < 1 or max_total < 1:
+            raise ValueError("stream limits must be at least 1")
+        self.max_per_token = max_per_token
+        self.max_total = max_total
+        self.retry_after_seconds = retry_after_seconds
+        self._per_key: dict[str, int] = {}
+        self._total = 0
+        # Normally everything happens on the event loop, but a garbage-collection release can
+        # run in whatever thread triggers the collection.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StreamSlots:
+        return cls(settings.MAX_STREAMS_PER_TOKEN, settings.MAX_STREAMS_TOTAL)
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def open_for(self, principal: Principal) -> int:
+        return self._per_key.get(principal.token_id, 0)
+
+    def acquire(self, principal: Principal) -> StreamSlot:
+        key = principal.token_id
+        headers = {"Retry-After": str(self.retry_after_seconds)}
+        with self._lock:
+            if self._per_key.get(key, 0) >= self.max_per_token:
+                raise HTTPException(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    detail="too many open streams for this token",
+                    headers=headers,
+                )
+            if self._total >= self.max_total:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    detail="too many open streams on this server",
+                    headers=headers,
+                )
+            self._per_key[key] = self._per_key.get(key, 0) + 1
+            self._total += 1
+        return StreamSlot(self, key)
+
+    def _release(self, key: str) -> None:
+        with self._lock:
+            count = self._per_key.get(key, 0)
+            if count <= 0:
+                return
+            if count == 1:
+                del self._per_key[key]  # no entry per idle token: the dict stays small
+            else:
+                self._per_key[key] = count - 1
+            self._total -= 1
+
+
+async def hold_while(slot: StreamSlot, stream: AsyncIterable[T]) -> AsyncIterator[T]:
+    """``stream``, releasing ``slot`` when it ends, fails or the client goes away."""
+    with slot:
+        async for item in stream:
+            yield item
+
+
+def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlots:
+    """The process's :class:`StreamSlots`, kept on ``app.state.stream_slots`` (an app factory
+    may put its own there first)."""
+    slots: StreamSlots | None = getattr(request.app.state, "stream_slots", None)
+    if slots is None:
+        slots = StreamSlots.from_settings(settings)
+        request.app.state.stream_slots = slots
+    return slots
+
+
+StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]
+
+
+# =============================================================================================
+# (2) Message rate: a token bucket per token
+# =============================================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    #: Seconds until the request would be allowed (0 when allowed).
+    retry_after: float = 0.0
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, cost: float = 1.0) -> RateDecision: ...
+
+
+class MemoryRateLimiter:
+    """Token bucket per key, in this process: ``burst`` requests at once, refilled at
+    ``per_minute``.
+
+    NOTE: with N replicas behind a load balancer the effective limit is N times this, since
+    each replica counts only what it sees. :class:`RedisRateLimiter` is the shared variant
+    behind the same interface.
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        burst: int,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute <= 0 or burst < 1:
+            raise ValueError("per_minute must be > 0 and burst >= 1")
+        self.rate = per_minute / 60.0  # tokens per second
+        self.capacity = float(burst)
+        self.max_keys = max_keys
+        self._clock = clock
+        # key -> (tokens, time of last update). Ordered by last use so that, past max_keys,
+        # the least recently used bucket goes first: it is the one most likely full again,
+        # and forgetting a full bucket changes nothing.
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    async def hit(self, key: str, cost: float = 1.0) -> RateDecision:
+        return self.hit_sync(key, cost)
+
+    def hit_sync(self, key: str, cost: float = 1.0) -> RateDecision:
+        now = self._clock()
+        tokens, updated = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + max(0.0, now - updated) * self.rate)
+        if tokens >= cost:
+            decision = RateDecision(True)
+            tokens -= cost
+        else:
+            decision = RateDecision(False, (cost - tokens) / self.rate)
+        self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return decision
+
+
+# The same bucket in Redis, atomically. Time comes from Redis (TIME) so that replicas with
+# skewed clocks agree; scripts are replicated by effect, so TIME is allowed in them.
+# Returns {allowed (0/1), retry_after in ms}.
+TOKEN_BUCKET_LUA: Final = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])          -- tokens per millisecond
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(bucket[1])
+local ts = tonumber(bucket[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local retry_ms = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry_ms = math.ceil((cost - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+-- A bucket untouched long enough to be full again is the same as no bucket.
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate) + 1000)
+return {allowed, retry_ms}
+"""
+
+
+class RedisRateLimiter:
+    """:class:`MemoryRateLimiter`'s bucket in Redis, shared by every replica.
+
+    While Redis is unreachable it falls back to a per-process bucket (the limit then is per
+    replica again) rather than refusing or waving through every message."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        per_minute: float,
+        burst: int,
+        *,
+        key_prefix: str = "ratelimit:",
+        fallback: RateLimiter | None = None,
+    ) -> None:
+        if per_minute <= 0 or burst < 1:
+            raise ValueError("per_minute must be > 0 and burst >= 1")
+        self._redis = redis
+        self.rate_per_ms = per_minute / 60_000.0
+        self.capacity = burst
+        self.key_prefix = key_prefix
+        self.fallback: RateLimiter = fallback or MemoryRateLimiter(per_minute, burst)
+        self._script = redis.register_script(TOKEN_BUCKET_LUA)
+
+    async def hit(self, key: str, cost: float = 1.0) -> RateDecision:
+        try:
+            result = await self._script(
+                keys=[f"{self.key_prefix}{key}"],
+                args=[self.capacity, repr(self.rate_per_ms), repr(cost)],
+            )
+        except (RedisError, OSError):
+            logger.warning("rate limiter: Redis unavailable, using the per-process bucket")
+            return await self.fallback.hit(key, cost)
+        allowed, retry_ms = int(result[0]), int(result[1])
+        if allowed:
+            return RateDecision(True)
+        return RateDecision(False, retry_ms / 1000.0)
+
+
+def rate_limit_key(principal: Principal) -> str:
+    # Per token: a new token (a new session, a new login) starts a new bucket; that is what
+    # the issue asks for, and issuing tokens is itself an authenticated or cheap-to-limit step.
+    return f"{principal.role}:{principal.token_id}"
+
+
+async def enforce_rate_limit(limiter: RateLimiter, principal: Principal) -> None:
+    decision = await limiter.hit(rate_limit_key(principal))
+    if not decision.allowed:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="rate limit exceeded",
+            headers={"Retry-After": str(max(1, math.ceil(decision.retry_after)))},
+        )
+
+
+def get_rate_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
+    """The process's limiter, kept on ``app.state.rate_limiter``; in memory unless an app
+    factory put a :class:`RedisRateLimiter` there."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        limiter = MemoryRateLimiter(settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST)
+        request.app.state.rate_limiter = limiter
+    return limiter
+
+
+async def get_rate_limited_principal(
+    principal: CurrentPrincipal,
+    limiter: Annotated[RateLimiter, Depends(get_rate_limiter)],
+) -> Principal:
+    await enforce_rate_limit(limiter, principal)
+    return principal
+
+
+#: For message endpoints: the Bearer caller, after charging its bucket (429 when empty).
+#: Combine freely with ``SessionAccess`` etc.: FastAPI verifies the token once per request.
+RateLimitedPrincipal = Annotated[Principal, Depends(get_rate_limited_principal)]
+
+
+# =============================================================================================
+# (3) JSON depth
+# =============================================================================================
+
+
+class JSONTooDeep(ValueError):
+    pass
+
+
+def check_json_depth(obj: object, max_depth: int) -> None:
+    """Raise :class:`JSONTooDeep` (a ``ValueError``) when ``obj`` nests more than
+    ``max_depth`` objects/arrays (a scalar has depth 0, ``{}`` and ``[]`` depth 1).
+
+    Iterative, so a hostile document cannot exhaust the Python stack while being checked; a
+    document this deep would otherwise do so later, in whatever walks it recursively."""
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Sequence[object] = list(value.values())
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        depth += 1
+        if depth > max_depth:
+            raise JSONTooDeep(f"JSON nested deeper than {max_depth} levels")
+        stack.extend((child, depth) for child in children)
+
+
+def require_json_depth(obj: object, max_depth: int) -> None:
+    """:func:`check_json_depth` as an HTTP answer: 422, like any other invalid body."""
+    try:
+        check_json_depth(obj, max_depth)
+    except JSONTooDeep as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+
+
+# =============================================================================================
+# (4) Last-Event-ID
+# =============================================================================================
+
+# One token per channel a stream follows: ``<epoch>.<ms>-<seq>``; the epoch names a
+# generation of the channel's history, ``<ms>-<seq>`` is the Redis Stream id within it.
+# [0-9], never \d: \d also matches other scripts' digits.
+_LAST_EVENT_ID_TOKEN: Final = r"([0-9a-z]{1,16})\.([0-9]{1,20})-([0-9]{1,20})"
+_TOKEN_RE: Final = re.compile(_LAST_EVENT_ID_TOKEN, re.ASCII)
+#: The whole header value (for OpenAPI / pydantic ``pattern=``). Python code matches with
+#: ``fullmatch``: ``$`` alone would also accept a trailing newline.
+LAST_EVENT_ID_PATTERN: Final = (
+    r"^[0-9a-z]{1,16}\.[0-9]{1,20}-[0-9]{1,20}(?:,[0-9a-z]{1,16}\.[0-9]{1,20}-[0-9]{1,20})*$"
+)
+#: A guard before any parsing: about 17 channel positions; a stream follows one or two.
+MAX_LAST_EVENT_ID_LENGTH: Final = 1024
+_MAX_STREAM_ID_PART: Final = 2**64 - 1  # Redis Stream ids are two unsigned 64-bit numbers
+
+
+def parse_last_event_id(value: str | None) -> list[tuple[str, str]] | None:
+    """``"e1.1703246400000-0,e2.5-1"`` -> ``[("e1", "1703246400000-0"), ("e2", "5-1")]``.
+
+    ``None`` or ``""`` (no position) give ``None``. Anything malformed raises ``ValueError``.
+    Numbers are returned canonical (no leading zeros) and must fit Redis's unsigned 64 bits,
+    so what comes out can go to ``XRANGE`` as it is.
+    """
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_LAST_EVENT_ID_LENGTH:
+        raise ValueError("Last-Event-ID too long")
+    positions: list[tuple[str, str]] = []
+    for part in value.split(","):
+        match = _TOKEN_RE.fullmatch(part)
+        if match is None:
+            raise ValueError("malformed Last-Event-ID")
+        epoch, ms, seq = match.groups()
+        ms_n, seq_n = int(ms), int(seq)
+        if ms_n > _MAX_STREAM_ID_PART or seq_n > _MAX_STREAM_ID_PART:
+            raise ValueError("malformed Last-Event-ID")
+        positions.append((epoch, f"{ms_n}-{seq_n}"))
+    return positions
+
+
+def format_last_event_id(positions: Sequence[tuple[str, str]]) -> str:
+    """The inverse of :func:`parse_last_event_id`."""
+    return ",".join(f"{epoch}.{stream_id}" for epoch, stream_id in positions)
+
+
+def require_last_event_id(value: str | None) -> list[tuple[str, str]] | None:
+    """:func:`parse_last_event_id` as an HTTP answer: 400 for a malformed value."""
+    try:
+        return parse_last_event_id(value)
+    except ValueError:
+        # The value is not echoed: it is attacker-chosen text headed for logs and pages.
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="malformed Last-Event-ID") from None

@@ -1,0 +1,96 @@
+"""Prometheus metrics of one process, read from the bus when scraped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from infrastructure.bootstrap.sse import SseBus
+
+BUS_MODES = ("redis", "redis-degraded", "memory")
+
+
+class BusCollector(Collector):
+    def __init__(self, get_bus: Callable[[], SseBus], service: str) -> None:
+        self._get_bus = get_bus
+        self._service = service
+
+    def collect(self) -> Iterator[Metric]:
+        bus = self._get_bus()
+        stats = bus.stats
+        labels = ["service"]
+        streams = GaugeMetricFamily("sse_open_streams", "Open SSE responses.", labels=labels)
+        streams.add_metric([self._service], stats.open_streams)
+        yield streams
+
+        listeners = GaugeMetricFamily(
+            "sse_listeners", "Listeners attached to the local hub.", labels=labels
+        )
+        listeners.add_metric([self._service], bus.hub.count())
+        yield listeners
+
+        published = CounterMetricFamily(
+            "sse_events_published", "Events published, by type.", labels=[*labels, "type"]
+        )
+        for kind, count in sorted(stats.published.items()):
+            published.add_metric([self._service, kind], count)
+        yield published
+
+        delivered = CounterMetricFamily(
+            "sse_events_delivered",
+            "Events written to SSE clients, by type.",
+            labels=[*labels, "type"],
+        )
+        for kind, count in sorted(stats.delivered.items()):
+            delivered.add_metric([self._service, kind], count)
+        yield delivered
+
+        dropped = CounterMetricFamily(
+            "sse_listeners_dropped",
+            "Listeners disconnected for falling SSE_QUEUE_MAXSIZE events behind.",
+            labels=[*labels, "reason"],
+        )
+        dropped.add_metric([self._service, "slow"], bus.hub.dropped_slow)
+        yield dropped
+
+        mode = GaugeMetricFamily(
+            "sse_bus_mode", "1 for the bus mode in use.", labels=[*labels, "mode"]
+        )
+        current = bus.mode
+        for name in BUS_MODES:
+            mode.add_metric([self._service, name], 1 if name == current else 0)
+        yield mode
+
+        manager = bus.manager
+        reconnects = CounterMetricFamily(
+            "redis_reconnects", "Reconnections of the Redis subscriber.", labels=labels
+        )
+        reconnects.add_metric([self._service], manager.reconnects if manager else 0)
+        yield reconnects
+
+        outbox = GaugeMetricFamily(
+            "sse_outbox_size", "Events waiting for Redis to come back.", labels=labels
+        )
+        outbox.add_metric([self._service], manager.outbox_size() if manager else 0)
+        yield outbox
+
+        overflow = CounterMetricFamily(
+            "sse_outbox_overflow",
+            "Events dropped from a full outbox (SSE_OUTBOX_MAXSIZE).",
+            labels=labels,
+        )
+        overflow.add_metric([self._service], manager.outbox_overflow if manager else 0)
+        yield overflow
+
+
+def build_registry(get_bus: Callable[[], SseBus], service: str) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BusCollector(get_bus, service))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

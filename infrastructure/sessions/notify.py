@@ -1,0 +1,102 @@
+"""How a session's changes become events: one place, used by both services.
+
+* every message, either way: ``new_message`` on the session channel (and on the
+  holding agent's channel, so an agent's own stream shows its sessions);
+* every status change: ``status_change`` on the session channel, with the queue
+  position and time waited while waiting (as Zammad and Rocket.Chat show it);
+* an escalation: also ``transfer_request`` on the broadcast channel;
+* a session leaving the queue moves those behind it up: each gets a
+  ``status_change`` with its new place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from infrastructure.bootstrap.sse import SseBus
+from infrastructure.events import EventType, Target
+from infrastructure.sessions.models import ChatMessage, Session, SessionStatus
+from infrastructure.sessions.store import SessionStore
+
+
+def session_payload(session: Session, position: int | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "session_name": session.session_name,
+        "status": str(session.status),
+        "agent_id": session.agent_id,
+    }
+    if session.status is SessionStatus.WAITING_AGENT and session.waiting_since is not None:
+        payload["queue_position"] = position
+        payload["waiting_since"] = session.waiting_since.isoformat()
+        payload["waited_seconds"] = round(
+            (datetime.now(UTC) - session.waiting_since).total_seconds(), 3
+        )
+    if session.escalation_reason:
+        payload["reason"] = session.escalation_reason
+    return payload
+
+
+def message_payload(message: ChatMessage) -> dict[str, Any]:
+    return {
+        "session_name": message.session_name,
+        "message_id": message.id,
+        "sender": str(message.sender),
+        "sender_id": message.sender_id,
+        "content": message.content,
+        "timestamp": message.timestamp.isoformat(),
+    }
+
+
+async def publish_status(
+    bus: SseBus,
+    store: SessionStore,
+    session: Session,
+    source: str,
+    previous: SessionStatus | None = None,
+) -> None:
+    position = await store.queue_position(session.session_name)
+    payload = session_payload(session, position)
+    if previous is not None:
+        payload["previous_status"] = str(previous)
+    await bus.publish(
+        Target.session(session.session_name), EventType.STATUS_CHANGE, payload, source
+    )
+    if session.agent_id and session.status is SessionStatus.AGENT_ACTIVE:
+        await bus.publish(Target.agent(session.agent_id), EventType.STATUS_CHANGE, payload, source)
+
+
+async def publish_transfer_request(
+    bus: SseBus, store: SessionStore, session: Session, source: str
+) -> None:
+    position = await store.queue_position(session.session_name)
+    await bus.publish(
+        Target.broadcast(), EventType.TRANSFER_REQUEST, session_payload(session, position), source
+    )
+
+
+async def publish_queue_moved(bus: SseBus, store: SessionStore, source: str) -> None:
+    """Tell every waiting session its (new) place; and agents, the queue's length."""
+    waiting = await store.queue()
+    for place, session in enumerate(waiting, start=1):
+        await bus.publish(
+            Target.session(session.session_name),
+            EventType.STATUS_CHANGE,
+            session_payload(session, place),
+            source,
+        )
+    await bus.publish(
+        Target.broadcast(),
+        "queue_changed",
+        {"waiting": [s.session_name for s in waiting], "length": len(waiting)},
+        source,
+    )
+
+
+async def publish_message(
+    bus: SseBus, message: ChatMessage, source: str, holder: str | None = None
+) -> None:
+    payload = message_payload(message)
+    await bus.publish(Target.session(message.session_name), EventType.NEW_MESSAGE, payload, source)
+    if holder:
+        await bus.publish(Target.agent(holder), EventType.NEW_MESSAGE, payload, source)

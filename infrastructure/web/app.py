@@ -1,0 +1,146 @@
+"""The app factory both services are built with.
+
+The lifespan owns every resource: the SSE bus (and through it the Redis
+connections), the session store, the HTTP client of the bot. On SIGTERM the
+open streams are ended first, each with a ``retry:`` hint, so that uvicorn's
+graceful shutdown is not held up by them and browsers reconnect elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from infrastructure.auth.logging import install_log_redaction
+from infrastructure.bootstrap import sse
+from infrastructure.bootstrap.sse import SseBus
+from infrastructure.config import Settings, get_settings
+from infrastructure.metrics import build_registry
+from infrastructure.sessions import SessionStore
+from infrastructure.sessions.memory import InMemorySessionStore
+from infrastructure.sessions.redis_store import RedisSessionStore
+from infrastructure.web.body_limit import BodyLimitMiddleware
+from infrastructure.web.errors import install_error_handlers
+from infrastructure.web.shared_routes import router as shared_router
+
+logger = logging.getLogger(__name__)
+
+#: Extra startup/shutdown of a service: receives the app, yields while it serves.
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    settings: Settings | None = None,
+    static_dir: Path | None = None,
+    extra_lifespan: ServiceLifespan | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()
+        if settings.uses_development_secret:
+            logger.warning(
+                "!!! %s is running with the built-in development AUTH_SECRET: anyone can "
+                "forge tokens. Set AUTH_SECRET (make run writes a random one to .env). !!!",
+                service,
+            )
+        bus = SseBus(settings)
+        await bus.start()
+        sse.set_sse_bus(bus)
+        app.state.bus = bus
+        app.state.store = _build_store(bus, settings)
+        restore = _end_streams_on_signal(bus)
+        try:
+            if extra_lifespan is None:
+                yield
+            else:
+                async with extra_lifespan(app):
+                    yield
+        finally:
+            restore()
+            await bus.stop()
+            sse.set_sse_bus(None)
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = service
+    app.state.metrics = build_registry(lambda: app.state.bus, service)
+    # Handlers and auth read the same Settings object the app was built with.
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    app.include_router(shared_router)
+    for router in routers:
+        app.include_router(router)
+    if static_dir is not None:
+        app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    return app
+
+
+def _build_store(bus: SseBus, settings: Settings) -> SessionStore:
+    if bus.manager is not None:
+        return RedisSessionStore(bus.manager.redis, settings)
+    return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS)
+
+
+def _end_streams_on_signal(bus: SseBus) -> Callable[[], None]:
+    """Chain a handler in front of uvicorn's for SIGTERM/SIGINT.
+
+    uvicorn waits for open connections to finish *before* it runs the lifespan
+    shutdown, and a stream never finishes by itself: end them here, first.
+    """
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def begin_shutdown() -> None:
+        bus.accepting = False
+        bus.hub.close_all("shutdown")
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            handler = signal.getsignal(sig)
+        except ValueError:  # not the main thread (an in-process test server)
+            continue
+        if not callable(handler):
+            continue
+        previous[sig] = handler
+
+        def chained(signum: int, frame: FrameType | None, _next: Any = handler) -> None:
+            loop.call_soon_threadsafe(begin_shutdown)
+            _next(signum, frame)
+
+        try:
+            signal.signal(sig, chained)
+        except ValueError:
+            previous.pop(sig, None)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            with suppress(ValueError):
+                signal.signal(sig, handler)
+
+    return restore

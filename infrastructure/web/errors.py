@@ -1,0 +1,52 @@
+"""Errors the use cases raise, as HTTP answers: a clear 4xx, never a 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+
+from infrastructure.bootstrap.history import InvalidCursor
+from infrastructure.events import InvalidTarget
+from infrastructure.sessions import (
+    NotHolder,
+    SessionConflict,
+    SessionNotFound,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _answer(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return _answer(404, str(exc))
+
+    async def not_holder(_: Request, exc: Exception) -> JSONResponse:
+        return _answer(403, str(exc))
+
+    async def conflict(_: Request, exc: Exception) -> JSONResponse:
+        return _answer(409, str(exc))
+
+    async def bad_target(_: Request, exc: Exception) -> JSONResponse:
+        return _answer(422, str(exc))
+
+    async def bad_cursor(_: Request, exc: Exception) -> JSONResponse:
+        return _answer(400, str(exc))
+
+    async def storage_down(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("storage unavailable: %r", exc)
+        return _answer(503, "storage temporarily unavailable", {"Retry-After": "2"})
+
+    app.add_exception_handler(SessionNotFound, not_found)
+    app.add_exception_handler(NotHolder, not_holder)
+    app.add_exception_handler(SessionConflict, conflict)
+    app.add_exception_handler(InvalidTarget, bad_target)
+    app.add_exception_handler(InvalidCursor, bad_cursor)
+    app.add_exception_handler(RedisError, storage_down)
+    app.add_exception_handler(ConnectionError, storage_down)

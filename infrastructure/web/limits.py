@@ -1,0 +1,17 @@
+"""Checks on what a user sent that depend on settings (so not in the models)."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+
+from infrastructure.config import Settings
+
+
+def check_message_size(settings: Settings, content: str) -> None:
+    if len(content) > settings.MESSAGE_MAX_CHARS:
+        raise HTTPException(
+            413,
+            f"message too long: {len(content)} characters, at most {settings.MESSAGE_MAX_CHARS}",
+        )
+    if not content.strip():
+        raise HTTPException(422, "message is empty")

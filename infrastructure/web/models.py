@@ -1,0 +1,68 @@
+"""Response models shared by both services (they show in OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from infrastructure.sessions import ChatMessage, SenderRole, Session, SessionStatus
+
+
+class SessionPublic(BaseModel):
+    session_name: str
+    status: SessionStatus
+    agent_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    waiting_since: datetime | None = None
+    escalation_reason: str | None = None
+    #: 1-based place in the waiting queue, while ``waiting_agent``.
+    queue_position: int | None = None
+    #: Seconds since the customer asked for a human, while ``waiting_agent``.
+    waited_seconds: float | None = None
+
+    @classmethod
+    def of(cls, session: Session, position: int | None = None) -> SessionPublic:
+        waited = None
+        if session.waiting_since is not None and session.status is SessionStatus.WAITING_AGENT:
+            waited = max(
+                0.0,
+                (
+                    datetime.now(session.waiting_since.tzinfo) - session.waiting_since
+                ).total_seconds(),
+            )
+        return cls(
+            **session.model_dump(),
+            queue_position=position if session.status is SessionStatus.WAITING_AGENT else None,
+            waited_seconds=waited,
+        )
+
+
+class MessagePublic(BaseModel):
+    id: str
+    session_name: str
+    sender: SenderRole
+    sender_id: str | None = None
+    content: str
+    timestamp: datetime
+
+    @classmethod
+    def of(cls, message: ChatMessage) -> MessagePublic:
+        return cls(**message.model_dump())
+
+
+class EventAccepted(BaseModel):
+    #: The event's position (``<epoch>.<ms>-<seq>``); empty while it waits for Redis.
+    id: str
+    channel: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    mode: str = Field(description="redis | redis-degraded | memory")
+    redis: str
+    store: str
+    outbox: int
+    warnings: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)

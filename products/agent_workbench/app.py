@@ -1,0 +1,21 @@
+"""The workbench service (port 8002): agents see the queue, take over, talk, release."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from infrastructure.config import Settings
+from infrastructure.web.app import create_service_app
+from products.agent_workbench.paths import STATIC_DIR
+from products.agent_workbench.routes import router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        service="agent_workbench",
+        title="Agent workbench",
+        description="The agents' side: the live queue, takeover, chat, release.",
+        routers=[router],
+        settings=settings,
+        static_dir=STATIC_DIR,
+    )

@@ -1,0 +1,86 @@
+"""An agent's work on sessions: the queue, takeover, release, messages, streams.
+
+Takeover is atomic in the store (one Lua script in Redis): of many agents
+taking the same session at once exactly one wins; the others get a 409 naming
+the holder.
+"""
+
+from __future__ import annotations
+
+from infrastructure.bootstrap.sse import SseBus
+from infrastructure.events import Target
+from infrastructure.sessions import (
+    ChatMessage,
+    NotHolder,
+    SenderRole,
+    Session,
+    SessionStatus,
+    SessionStore,
+)
+from infrastructure.sessions.notify import publish_message, publish_queue_moved, publish_status
+from infrastructure.web.models import SessionPublic
+
+SOURCE = "agent_workbench"
+
+
+
+async def waiting_queue(store: SessionStore) -> list[SessionPublic]:
+    """Waiting sessions, oldest first, each with its place and time waited."""
+    return [SessionPublic.of(s, place) for place, s in enumerate(await store.queue(), start=1)]
+
+
+async def sessions_by_status(store: SessionStore, status: SessionStatus) -> list[SessionPublic]:
+    if status is SessionStatus.WAITING_AGENT:
+        return await waiting_queue(store)
+    # Only the queue is indexed; other states are looked up one by one by name.
+    return []
+
+
+def session_targets(session_name: str) -> list[Target]:
+    return [Target.session(session_name)]
+
+
+def agent_targets(agent_id: str) -> list[Target]:
+    """An agent follows its own channel and the broadcast (new transfer requests)."""
+    return [Target.agent(agent_id), Target.broadcast()]
+
+
+async def takeover(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
+    before = await store.get(session_name)
+    session = await store.takeover(session_name, agent_id)
+    if before.status is not SessionStatus.AGENT_ACTIVE:
+        # The customer sees "agent <id> joined"; those behind in the queue move up.
+        await publish_status(bus, store, session, SOURCE, previous=before.status)
+        await publish_queue_moved(bus, store, SOURCE)
+    return session
+
+
+async def release(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
+    session = await store.release(session_name, agent_id)
+    await publish_status(bus, store, session, SOURCE, previous=SessionStatus.AGENT_ACTIVE)
+    return session
+
+
+async def close(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
+    before = await store.get(session_name)
+    session = await store.close(session_name, agent_id)
+    await publish_status(bus, store, session, SOURCE, previous=before.status)
+    if before.status is SessionStatus.WAITING_AGENT:
+        await publish_queue_moved(bus, store, SOURCE)
+    return session
+
+
+async def agent_message(
+    bus: SseBus, store: SessionStore, session_name: str, agent_id: str, content: str
+) -> ChatMessage:
+    """An agent writes to a session it holds; the bot never answers it."""
+    session = await store.get(session_name)
+    if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != agent_id:
+        raise NotHolder(session_name, agent_id, session.agent_id)
+    message = await store.append_message(
+        ChatMessage(
+            session_name=session_name, sender=SenderRole.AGENT, sender_id=agent_id, content=content
+        )
+    )
+    await publish_message(bus, message, SOURCE, holder=agent_id)
+    return message

@@ -1,0 +1,174 @@
+"""HTTP wiring of the workbench service: paths, models, auth. The work is in handlers/."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from infrastructure.auth.dependencies import (
+    AgentStreamSelf,
+    CurrentAgent,
+    SessionNamePath,
+    SessionStreamAccess,
+    SettingsDep,
+    require_agent_identity,
+    require_role,
+    set_auth_cookie,
+)
+from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
+from infrastructure.auth.tokens import Role
+from infrastructure.sessions import SessionStatus
+from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.web.limits import check_message_size
+from infrastructure.web.models import MessagePublic, SessionPublic
+from infrastructure.web.sse_response import EventStreamResponse
+from infrastructure.web.streams import open_event_stream
+from products.agent_workbench.handlers import agents, sessions
+from products.agent_workbench.paths import STATIC_DIR
+from products.agent_workbench.schemas import (
+    AgentAction,
+    AgentLogin,
+    AgentMessageCreate,
+    AgentToken,
+)
+
+router = APIRouter()
+
+_STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}
+}
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html")
+
+
+@router.post("/api/agents/login", response_model=AgentToken, tags=["agents"])
+async def login(body: AgentLogin, settings: SettingsDep, response: Response) -> AgentToken:
+    try:
+        token = await agents.login(settings, body.agent_id, body.password)
+    except agents.LoginFailed as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    set_auth_cookie(response, settings, Role.AGENT, token)
+    return AgentToken(agent_id=body.agent_id, token=token)
+
+
+@router.get("/api/sessions", response_model=list[SessionPublic], tags=["sessions"])
+async def list_sessions(
+    _: CurrentAgent,
+    store: SessionStore,
+    status: Annotated[SessionStatus, Query()] = SessionStatus.WAITING_AGENT,
+) -> list[SessionPublic]:
+    """The queue: waiting sessions, oldest first, with their time waited."""
+    return await sessions.sessions_by_status(store, status)
+
+
+@router.get("/api/sessions/{session_name}", response_model=SessionPublic, tags=["sessions"])
+async def get_session(
+    session_name: SessionNamePath, _: CurrentAgent, store: SessionStore
+) -> SessionPublic:
+    session = await store.get(session_name)
+    return SessionPublic.of(session, await store.queue_position(session_name))
+
+
+@router.get(
+    "/api/sessions/{session_name}/events",
+    tags=["sessions"],
+    response_class=EventStreamResponse,
+    responses=_STREAM_RESPONSES,
+)
+async def session_events(
+    request: Request,
+    session_name: SessionNamePath,
+    principal: SessionStreamAccess,
+    bus: Bus,
+    slots: StreamSlotsDep,
+    store: SessionStore,
+) -> EventStreamResponse:
+    """One session's events (``: ping`` every 30 s by default); resume with ``Last-Event-ID``."""
+    await store.get(session_name)
+    return await open_event_stream(
+        request, bus, slots, principal, sessions.session_targets(session_name)
+    )
+
+
+@router.get(
+    "/api/agents/{agent_id}/events",
+    tags=["agents"],
+    response_class=EventStreamResponse,
+    responses=_STREAM_RESPONSES,
+)
+async def agent_events(
+    request: Request, agent_id: str, principal: AgentStreamSelf, bus: Bus, slots: StreamSlotsDep
+) -> EventStreamResponse:
+    """The agent's own events and every broadcast (new transfer requests)."""
+    return await open_event_stream(request, bus, slots, principal, sessions.agent_targets(agent_id))
+
+
+@router.post(
+    "/api/sessions/{session_name}/takeover",
+    response_model=SessionPublic,
+    tags=["sessions"],
+    responses={409: {"description": "another agent holds it, or it is not waiting"}},
+)
+async def takeover(
+    session_name: SessionNamePath,
+    body: AgentAction,
+    principal: CurrentAgent,
+    bus: Bus,
+    store: SessionStore,
+) -> SessionPublic:
+    require_agent_identity(principal, body.agent_id)
+    return SessionPublic.of(await sessions.takeover(bus, store, session_name, body.agent_id))
+
+
+@router.post(
+    "/api/sessions/{session_name}/release", response_model=SessionPublic, tags=["sessions"]
+)
+async def release(
+    session_name: SessionNamePath,
+    body: AgentAction,
+    principal: CurrentAgent,
+    bus: Bus,
+    store: SessionStore,
+) -> SessionPublic:
+    """Hand the session back to the bot."""
+    require_agent_identity(principal, body.agent_id)
+    return SessionPublic.of(await sessions.release(bus, store, session_name, body.agent_id))
+
+
+@router.post("/api/sessions/{session_name}/close", response_model=SessionPublic, tags=["sessions"])
+async def close(
+    session_name: SessionNamePath,
+    body: AgentAction,
+    principal: CurrentAgent,
+    bus: Bus,
+    store: SessionStore,
+) -> SessionPublic:
+    require_agent_identity(principal, body.agent_id)
+    return SessionPublic.of(await sessions.close(bus, store, session_name, body.agent_id))
+
+
+@router.post(
+    "/api/sessions/{session_name}/messages",
+    status_code=201,
+    response_model=MessagePublic,
+    tags=["sessions"],
+)
+async def post_message(
+    session_name: SessionNamePath,
+    body: AgentMessageCreate,
+    principal: RateLimitedPrincipal,
+    bus: Bus,
+    store: SessionStore,
+    settings: SettingsDep,
+) -> MessagePublic:
+    """An agent's message to the customer (only into a session the agent holds)."""
+    require_role(principal, Role.AGENT)
+    require_agent_identity(principal, body.agent_id)
+    check_message_size(settings, body.content)
+    message = await sessions.agent_message(bus, store, session_name, body.agent_id, body.content)
+    return MessagePublic.of(message)

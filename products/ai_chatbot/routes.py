@@ -1,0 +1,164 @@
+"""HTTP wiring of the chatbot service: paths, models, auth. The work is in handlers/."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse
+
+from infrastructure.auth.dependencies import (
+    ServiceCaller,
+    SessionAccess,
+    SessionNamePath,
+    SessionStreamAccess,
+    SettingsDep,
+    require_role,
+    require_session_access,
+    set_auth_cookie,
+)
+from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
+from infrastructure.auth.tokens import Role
+from infrastructure.events import Target
+from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.web.limits import check_message_size
+from infrastructure.web.models import MessagePublic, SessionPublic
+from infrastructure.web.sse_response import EventStreamResponse
+from infrastructure.web.streams import open_event_stream
+from products.ai_chatbot.handlers import manual, messages, sessions
+from products.ai_chatbot.paths import STATIC_DIR
+from products.ai_chatbot.responders.base import Responder
+from products.ai_chatbot.schemas import (
+    CallbackRequest,
+    CustomerMessageAccepted,
+    EscalateRequest,
+    ManualMessage,
+    MessageCreate,
+    SessionCreate,
+    SessionCreated,
+)
+
+
+def get_responder(request: Request) -> Responder:
+    responder: Responder = request.app.state.responder
+    return responder
+
+
+BotResponder = Annotated[Responder, Depends(get_responder)]
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html")
+
+
+@router.post("/api/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"])
+async def create_session(
+    store: SessionStore,
+    settings: SettingsDep,
+    response: Response,
+    body: SessionCreate | None = None,
+) -> SessionCreated:
+    """Start a conversation with the bot; the answer carries the customer's token."""
+    session, token = await sessions.create_session(
+        store, settings, body.session_name if body else None
+    )
+    set_auth_cookie(response, settings, Role.CUSTOMER, token)
+    return SessionCreated(session_name=session.session_name, status=session.status, token=token)
+
+
+@router.get("/api/sessions/{session_name}", response_model=SessionPublic, tags=["sessions"])
+async def get_session(
+    session_name: SessionNamePath, _: SessionAccess, store: SessionStore
+) -> SessionPublic:
+    """The session's status, its place in the queue and the time waited (for polling)."""
+    return await sessions.session_status(store, session_name)
+
+
+@router.get(
+    "/api/sessions/{session_name}/events",
+    tags=["sessions"],
+    response_class=EventStreamResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+)
+async def session_events(
+    request: Request,
+    session_name: SessionNamePath,
+    principal: SessionStreamAccess,
+    bus: Bus,
+    slots: StreamSlotsDep,
+    store: SessionStore,
+) -> EventStreamResponse:
+    """The session's events as Server-Sent Events; resume with ``Last-Event-ID``."""
+    await store.get(session_name)
+    return await open_event_stream(request, bus, slots, principal, [Target.session(session_name)])
+
+
+@router.post(
+    "/api/sessions/{session_name}/messages",
+    status_code=201,
+    response_model=CustomerMessageAccepted,
+    tags=["sessions"],
+)
+async def post_message(
+    session_name: SessionNamePath,
+    body: MessageCreate,
+    principal: RateLimitedPrincipal,
+    bus: Bus,
+    store: SessionStore,
+    responder: BotResponder,
+    settings: SettingsDep,
+) -> CustomerMessageAccepted:
+    """A customer message: the bot answers while the status is ``ai``; otherwise it
+    goes to the agent. Asking for a human ("转人工") escalates."""
+    require_role(principal, Role.CUSTOMER)
+    require_session_access(principal, session_name)
+    check_message_size(settings, body.content)
+    result = await messages.customer_message(bus, store, responder, session_name, body.content)
+    return CustomerMessageAccepted(
+        message=MessagePublic.of(result.message),
+        status=result.status,
+        reply=MessagePublic.of(result.reply) if result.reply else None,
+        escalated=result.escalated,
+    )
+
+
+@router.post("/api/manual/escalate", response_model=SessionPublic, tags=["manual"])
+async def escalate(
+    body: EscalateRequest, principal: RateLimitedPrincipal, bus: Bus, store: SessionStore
+) -> SessionPublic:
+    """转人工: the session waits for an agent; agents hear of it at once."""
+    require_role(principal, Role.CUSTOMER, Role.SERVICE)
+    require_session_access(principal, body.session_name)
+    session = await manual.manual_escalate(bus, store, body.session_name, body.reason)
+    return SessionPublic.of(session, await store.queue_position(session.session_name))
+
+
+@router.post("/api/manual/message", status_code=201, response_model=MessagePublic, tags=["manual"])
+async def manual_message(
+    body: ManualMessage,
+    principal: RateLimitedPrincipal,
+    bus: Bus,
+    store: SessionStore,
+    settings: SettingsDep,
+) -> MessagePublic:
+    """A customer message in manual mode, to the agent."""
+    require_role(principal, Role.CUSTOMER, Role.SERVICE)
+    require_session_access(principal, body.session_name)
+    check_message_size(settings, body.content)
+    return MessagePublic.of(
+        await manual.manual_message(bus, store, body.session_name, body.content)
+    )
+
+
+@router.post("/api/manual/callback", response_model=SessionPublic, tags=["manual"])
+async def callback(
+    body: CallbackRequest, _: ServiceCaller, bus: Bus, store: SessionStore
+) -> SessionPublic:
+    """An outside system reports a status change (service token)."""
+    session = await manual.notify_callback(
+        bus, store, body.session_name, body.status, body.agent_id
+    )
+    return SessionPublic.of(session, await store.queue_position(session.session_name))

