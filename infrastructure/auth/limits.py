@@ -5,6 +5,7 @@ All of it is per process. Where that matters (the rate limit) the note is beside
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -12,7 +13,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Annotated, Final, Protocol, TypeVar
@@ -143,16 +144,17 @@ class StreamSlots:
             self._total -= 1
 
 
-async def hold_while(slot: StreamSlot, stream: AsyncIterable[T]) -> AsyncIterator[T]:
+async def hold_while(slot: StreamSlot, stream: AsyncIterable[T]) -> AsyncGenerator[T, None]:
     """``stream``, releasing ``slot`` when it ends, fails or the client goes away."""
     with slot:
         async for item in stream:
             yield item
 
 
-def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlots:
+async def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlots:
     """The process's :class:`StreamSlots`, kept on ``app.state.stream_slots`` (an app factory
-    may put its own there first)."""
+    may put its own there first). ``async``: FastAPI would run a plain ``def`` in a worker
+    thread, where two first requests could each create one."""
     slots: StreamSlots | None = getattr(request.app.state, "stream_slots", None)
     if slots is None:
         slots = StreamSlots.from_settings(settings)
@@ -262,7 +264,10 @@ class RedisRateLimiter:
     """:class:`MemoryRateLimiter`'s bucket in Redis, shared by every replica.
 
     While Redis is unreachable it falls back to a per-process bucket (the limit then is per
-    replica again) rather than refusing or waving through every message."""
+    replica again) rather than refusing or waving through every message. A message must not
+    wait for Redis's reconnect attempts (seconds, with redis-py's retries), so each call is
+    cut off after ``timeout_seconds``, and after a failure Redis is left alone for
+    ``cooldown_seconds`` instead of every request paying that timeout again."""
 
     def __init__(
         self,
@@ -272,6 +277,9 @@ class RedisRateLimiter:
         *,
         key_prefix: str = "ratelimit:",
         fallback: RateLimiter | None = None,
+        timeout_seconds: float = 0.25,
+        cooldown_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_minute <= 0 or burst < 1:
             raise ValueError("per_minute must be > 0 and burst >= 1")
@@ -280,16 +288,31 @@ class RedisRateLimiter:
         self.capacity = burst
         self.key_prefix = key_prefix
         self.fallback: RateLimiter = fallback or MemoryRateLimiter(per_minute, burst)
+        self.timeout_seconds = timeout_seconds
+        self.cooldown_seconds = cooldown_seconds
+        self._clock = clock
+        self._redis_down_until = float("-inf")
         self._script = redis.register_script(TOKEN_BUCKET_LUA)
 
+    @property
+    def using_fallback(self) -> bool:
+        return self._clock() < self._redis_down_until
+
     async def hit(self, key: str, cost: float = 1.0) -> RateDecision:
+        if self.using_fallback:
+            return await self.fallback.hit(key, cost)
         try:
-            result = await self._script(
-                keys=[f"{self.key_prefix}{key}"],
-                args=[self.capacity, repr(self.rate_per_ms), repr(cost)],
+            async with asyncio.timeout(self.timeout_seconds):
+                result = await self._script(
+                    keys=[f"{self.key_prefix}{key}"],
+                    args=[self.capacity, repr(self.rate_per_ms), repr(cost)],
+                )
+        except (RedisError, OSError, TimeoutError):
+            logger.warning(
+                "rate limiter: Redis unavailable, per-process buckets for %.1f s",
+                self.cooldown_seconds,
             )
-        except (RedisError, OSError):
-            logger.warning("rate limiter: Redis unavailable, using the per-process bucket")
+            self._redis_down_until = self._clock() + self.cooldown_seconds
             return await self.fallback.hit(key, cost)
         allowed, retry_ms = int(result[0]), int(result[1])
         if allowed:
@@ -313,7 +336,7 @@ async def enforce_rate_limit(limiter: RateLimiter, principal: Principal) -> None
         )
 
 
-def get_rate_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
+async def get_rate_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
     """The process's limiter, kept on ``app.state.rate_limiter``; in memory unless an app
     factory put a :class:`RedisRateLimiter` there."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)

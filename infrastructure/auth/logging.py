@@ -24,7 +24,10 @@ _PATTERNS: Final = (
     (re.compile(r"(?i)([a-z0-9_]*token=)[^&\s#;,'\"]*"), rf"\g<1>{REDACTED}"),
     # Authorization: <scheme> <credentials>, as a header line or a dict/JSON repr.
     (
-        re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)(?:bearer\s+)?[^\s'",}]+"""),
+        re.compile(
+            r"""(?i)(authorization['"]?\s*[:=]\s*['"]?)"""
+            r"""(?:(?:bearer|basic|digest|token)\s+)?[^\s'",}]+"""
+        ),
         rf"\g<1>{REDACTED}",
     ),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\g<1>{REDACTED}"),
@@ -48,16 +51,28 @@ def _redact_value(value: object) -> object:
 
 
 class RedactTokensFilter(logging.Filter):
-    """Rewrites ``msg``, ``args`` and a traceback's text; never drops a record."""
+    """Rewrites ``args``, if need be the message, and a traceback's text; never drops a
+    record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
+        # 1. Each string argument on its own: this keeps the record's shape, which uvicorn's
+        #    AccessFormatter relies on, and covers the access log (the token is in the path).
         args = record.args
         if isinstance(args, tuple):
             record.args = tuple(_redact_value(a) for a in args)
         elif isinstance(args, Mapping):
             record.args = {k: _redact_value(v) for k, v in args.items()}
+        # 2. The merged message: a secret may straddle template and argument
+        #    ("token=%s" % opaque). Redacting the template alone would break its placeholders,
+        #    so when the merged text still changes, the record carries that text, without args.
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format: logging reports it itself, leave it be
+            message = None
+        if message is not None:
+            redacted = redact(message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             # Formatters reuse ``exc_text`` when it is set: format the traceback here, once,
             # redacted (an exception message may quote a URL with its query string).

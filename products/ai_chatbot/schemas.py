@@ -8,7 +8,8 @@ from infrastructure.events import NAME_PATTERN
 from infrastructure.sessions import SessionStatus
 from infrastructure.web.models import MessagePublic, SessionPublic
 
-SessionNameField = Field(pattern=NAME_PATTERN, description="^[A-Za-z0-9_-]{1,64}$")
+_NAME_DOC = "^[A-Za-z0-9_-]{1,64}$"
+SessionNameField = Field(pattern=NAME_PATTERN, description=_NAME_DOC)
 
 
 class _Strict(BaseModel):
@@ -17,7 +18,7 @@ class _Strict(BaseModel):
 
 class SessionCreate(_Strict):
     #: Chosen by the caller, or generated.
-    session_name: str | None = SessionNameField
+    session_name: str | None = Field(default=None, pattern=NAME_PATTERN, description=_NAME_DOC)
 
 
 class SessionCreated(BaseModel):

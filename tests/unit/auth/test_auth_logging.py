@@ -124,3 +124,19 @@ def test_install_on_other_loggers(clean_loggers: None, caplog: pytest.LogCapture
     with caplog.at_level(logging.INFO):
         logging.getLogger("app.test").info("token=%s", JWT)
     assert JWT not in caplog.text
+
+
+def test_secret_split_between_template_and_argument(
+    clean_loggers: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    install_log_redaction(["app.test"])
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("app.test").info("GET /x?token=%s&page=%d", "opaque-value", 2)
+    assert "opaque-value" not in caplog.text
+    assert f"token={REDACTED}&page=2" in caplog.text
+
+
+def test_access_record_keeps_its_shape_for_uvicorn() -> None:
+    record = access_record("/plain/path")
+    RedactTokensFilter().filter(record)
+    assert record.args == ("127.0.0.1:5000", "GET", "/plain/path", "1.1", 200)
