@@ -41,7 +41,7 @@ class InvalidTarget(ValueError):
 
 
 def is_valid_name(name: str) -> bool:
-    return bool(_NAME_RE.match(name))
+    return _NAME_RE.fullmatch(name) is not None
 
 
 def check_name(name: str) -> str:

@@ -18,7 +18,6 @@ by hand (see :func:`main`).
 from __future__ import annotations
 
 import argparse
-import re
 import secrets
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import Any, Final
 import jwt
 
 from infrastructure.config import Settings, get_settings
-from infrastructure.events import NAME_PATTERN
+from infrastructure.events import NAME_PATTERN, is_valid_name
 
 ALGORITHM: Final = "HS256"
 #: RFC 7518 3.2: an HS256 key shorter than the hash output weakens the MAC.
@@ -47,16 +46,9 @@ REQUIRED_CLAIMS: Final = ("exp", "iat", "sub", "role", "jti")
 # startup check :func:`check_auth_secret`), never a silently weak signature.
 _JWT: Final = jwt.PyJWT(options={"enforce_minimum_key_length": True})
 
-# ``NAME_PATTERN`` with full-match semantics. ``events.is_valid_name`` uses ``re.match`` with
-# ``$``, which also accepts a trailing newline ("s1\n"); a token subject must be exact.
-_NAME_FULLMATCH: Final = re.compile(
-    NAME_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII
-).fullmatch
-
-
 def is_strict_name(name: str) -> bool:
     """``NAME_PATTERN``, matched against the whole string (no trailing newline)."""
-    return _NAME_FULLMATCH(name) is not None
+    return is_valid_name(name)
 
 
 class Role(StrEnum):

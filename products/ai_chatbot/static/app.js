@@ -1,0 +1,433 @@
+// The customer chat page: start a chat, talk to the bot, ask for a human ("转人工").
+// Plain ES module, no build step. State survives a reload through sessionStorage.
+
+import { LiveStream } from "/static/stream.js";
+
+const STORAGE_KEY = "cs-chat-session";
+const TYPING_STALE_MS = 30000;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  name: null,
+  token: null,
+  status: null,
+  agentId: null,
+  hadAgent: false,
+  waitStart: null,
+  queuePosition: null,
+  stream: null,
+  messages: new Set(), // message ids on screen
+  notices: new Set(), // event ids of status notices on screen
+  typingTimer: null,
+  waitTimer: null,
+};
+
+// --- HTTP -----------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+function detailOf(body) {
+  if (!body || body.detail === undefined) return "";
+  if (typeof body.detail === "string") return body.detail;
+  if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg || String(d)).join("; ");
+  return JSON.stringify(body.detail);
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "The service cannot be reached right now. Please try again.");
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, detailOf(data));
+  return data;
+}
+
+const sessionPath = () => `/api/sessions/${encodeURIComponent(state.name)}`;
+
+// --- Rendering ------------------------------------------------------------------------
+
+function formatTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function formatDuration(totalSeconds) {
+  const s = Math.max(0, Math.floor(totalSeconds));
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const seconds = String(s % 60).padStart(2, "0");
+  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
+}
+
+function senderLabel(sender, senderId) {
+  if (sender === "customer") return "You";
+  if (sender === "bot") return "Bot";
+  if (sender === "agent") return senderId ? `Agent ${senderId}` : "Agent";
+  return "Notice";
+}
+
+/** Insert `li` so that the log stays in timestamp order (ties keep arrival order). */
+function insertOrdered(li, when) {
+  const log = $("log");
+  li.dataset.ts = String(when);
+  let before = null;
+  for (let node = log.lastElementChild; node; node = node.previousElementSibling) {
+    if (Number(node.dataset.ts) <= when) break;
+    before = node;
+  }
+  log.insertBefore(li, before);
+  if (!before) li.scrollIntoView({ block: "end" });
+}
+
+/** A message from the transcript, a POST answer or the stream; each id shows once. */
+function addMessage(m) {
+  const id = m.id || m.message_id;
+  if (!id || state.messages.has(id)) return;
+  state.messages.add(id);
+  const li = document.createElement("li");
+  li.className = `msg msg-${m.sender}`;
+  li.dataset.messageId = id;
+  li.dataset.sender = m.sender;
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = senderLabel(m.sender, m.sender_id);
+  const bubble = document.createElement("p");
+  bubble.className = "bubble";
+  bubble.textContent = m.content;
+  const time = document.createElement("time");
+  time.dateTime = m.timestamp;
+  time.textContent = formatTime(m.timestamp);
+  li.append(who, bubble, time);
+  insertOrdered(li, Date.parse(m.timestamp) || Date.now());
+  if (m.sender === "bot") hideTyping();
+}
+
+function addNotice(key, text, timestamp) {
+  if (key && state.notices.has(key)) return;
+  if (key) state.notices.add(key);
+  const li = document.createElement("li");
+  li.className = "notice";
+  li.textContent = text;
+  // The envelope's timestamp has whole seconds only: never place a notice above the
+  // messages that led to it.
+  const last = $("log").lastElementChild;
+  const lastTs = last ? Number(last.dataset.ts) : 0;
+  insertOrdered(li, Math.max(lastTs, timestamp ? timestamp * 1000 : Date.now()));
+}
+
+function showTyping(delta) {
+  const box = $("typing");
+  const text = box.querySelector(".typing-text");
+  text.textContent = box.hidden ? delta : text.textContent + delta;
+  box.hidden = false;
+  box.scrollIntoView({ block: "end" });
+  clearTimeout(state.typingTimer);
+  state.typingTimer = setTimeout(hideTyping, TYPING_STALE_MS);
+}
+
+function hideTyping() {
+  const box = $("typing");
+  box.hidden = true;
+  box.querySelector(".typing-text").textContent = "";
+  clearTimeout(state.typingTimer);
+}
+
+function setConnection(connState) {
+  const el = $("connection");
+  el.dataset.state = connState;
+  el.textContent = {
+    idle: "Not connected",
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+  }[connState];
+}
+
+function statusText() {
+  switch (state.status) {
+    case "ai":
+      return state.hadAgent
+        ? "Back to the bot · 已转回智能客服"
+        : "Chatting with the bot · 智能客服";
+    case "waiting_agent":
+      return state.queuePosition
+        ? `Waiting for an agent · place ${state.queuePosition} in queue`
+        : "Waiting for an agent";
+    case "agent_active":
+      return `Agent ${state.agentId || ""} joined · 人工客服已接入`;
+    case "closed":
+      return "This chat has ended";
+    default:
+      return "";
+  }
+}
+
+function tickWaited() {
+  const el = $("waited");
+  if (state.status !== "waiting_agent" || state.waitStart === null) {
+    el.hidden = true;
+    return;
+  }
+  el.hidden = false;
+  el.textContent = `waited ${formatDuration((Date.now() - state.waitStart) / 1000)}`;
+}
+
+function renderStatus() {
+  $("status-text").textContent = statusText();
+  document.querySelector(".status-bar").dataset.status = state.status || "";
+  $("escalate").disabled = state.status !== "ai";
+  const closed = state.status === "closed";
+  $("message-input").disabled = closed;
+  $("send").disabled = closed;
+  clearInterval(state.waitTimer);
+  tickWaited();
+  if (state.status === "waiting_agent") state.waitTimer = setInterval(tickWaited, 1000);
+}
+
+/** Apply a session (GET answer or status_change payload); returns whether the status changed. */
+function applySession(s) {
+  const previous = state.status;
+  if (s.status === "agent_active") state.hadAgent = true;
+  if (s.previous_status === "agent_active" && s.status === "ai") state.hadAgent = true;
+  state.status = s.status;
+  state.agentId = s.agent_id || null;
+  if (s.status === "waiting_agent") {
+    if (typeof s.waited_seconds === "number") {
+      state.waitStart = Date.now() - s.waited_seconds * 1000;
+    } else if (s.waiting_since && state.waitStart === null) {
+      state.waitStart = Date.parse(s.waiting_since);
+    }
+    if (s.queue_position) state.queuePosition = s.queue_position;
+  } else {
+    state.waitStart = null;
+    state.queuePosition = null;
+  }
+  renderStatus();
+  return previous !== null && previous !== s.status;
+}
+
+// --- Events ---------------------------------------------------------------------------
+
+function onEvent(envelope) {
+  const payload = envelope.payload || {};
+  switch (envelope.type) {
+    case "new_message":
+      if (payload.partial) {
+        if (payload.sender === "bot" && typeof payload.delta === "string") showTyping(payload.delta);
+      } else {
+        addMessage(payload);
+      }
+      break;
+    case "status_change": {
+      const changed = applySession(payload);
+      if (changed) {
+        const key = `${envelope.epoch}.${envelope.id}`;
+        if (payload.status === "agent_active") {
+          addNotice(key, `Agent ${payload.agent_id} joined the chat`, envelope.timestamp);
+        } else if (payload.status === "ai" && payload.previous_status === "agent_active") {
+          addNotice(key, "The agent left; the bot is back", envelope.timestamp);
+        } else if (payload.status === "waiting_agent") {
+          addNotice(key, "You asked for a human agent", envelope.timestamp);
+        } else if (payload.status === "closed") {
+          addNotice(key, "The chat was closed", envelope.timestamp);
+        }
+      }
+      break;
+    }
+    case "reset":
+      // The server could not replay what we missed: fetch the truth again.
+      refresh();
+      break;
+    default:
+      break; // notifications and future types: nothing to show yet
+  }
+}
+
+let refreshing = null;
+
+/** Session and transcript from the server (after a reload, a reset or a reconnect). */
+function refresh() {
+  if (!refreshing) {
+    refreshing = (async () => {
+      try {
+        const [session, messages] = await Promise.all([
+          api(sessionPath()),
+          api(`${sessionPath()}/messages`),
+        ]);
+        applySession(session);
+        for (const m of messages) {
+          if (m.sender === "agent") state.hadAgent = true;
+          addMessage(m);
+        }
+        renderStatus();
+        showError("");
+      } catch (error) {
+        if (error.status === 401 || error.status === 403 || error.status === 404) {
+          endSession("Your previous chat is no longer available. Please start a new one.");
+        } else {
+          showError(error.message);
+        }
+      } finally {
+        refreshing = null;
+      }
+    })();
+  }
+  return refreshing;
+}
+
+// --- Session lifecycle ----------------------------------------------------------------
+
+function showError(text) {
+  $("chat-error").textContent = text;
+}
+
+function openChatView() {
+  $("start").hidden = true;
+  $("chat").hidden = false;
+  $("new-chat").hidden = false;
+  $("message-input").focus();
+}
+
+function follow() {
+  state.stream = new LiveStream(`${sessionPath()}/events`, {
+    onEvent,
+    onState: setConnection,
+    onReopen: refresh,
+    token: () => state.token,
+  });
+  state.stream.start();
+}
+
+async function resume(saved) {
+  state.name = saved.name;
+  state.token = saved.token;
+  openChatView();
+  await refresh();
+  if (state.name) follow();
+}
+
+function endSession(message) {
+  if (state.stream) state.stream.stop();
+  state.stream = null;
+  sessionStorage.removeItem(STORAGE_KEY);
+  Object.assign(state, { name: null, token: null, status: null, agentId: null, hadAgent: false });
+  state.messages.clear();
+  state.notices.clear();
+  clearInterval(state.waitTimer);
+  $("log").replaceChildren();
+  hideTyping();
+  setConnection("idle");
+  $("chat").hidden = true;
+  $("new-chat").hidden = true;
+  $("start").hidden = false;
+  $("start-error").textContent = message || "";
+}
+
+async function startChat() {
+  const button = $("start-chat");
+  button.disabled = true;
+  $("start-error").textContent = "";
+  try {
+    const created = await api("/api/sessions", { method: "POST" });
+    state.name = created.session_name;
+    state.token = created.token;
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ name: state.name, token: state.token }));
+    openChatView();
+    applySession({ status: created.status });
+    follow();
+  } catch (error) {
+    $("start-error").textContent = `Could not start a chat: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function send(content) {
+  const result = await api(`${sessionPath()}/messages`, { method: "POST", body: { content } });
+  addMessage(result.message);
+  if (result.reply) addMessage(result.reply);
+  if (result.status && result.status !== state.status) {
+    applySession(result.escalated ? await api(sessionPath()) : { status: result.status });
+  }
+}
+
+async function escalate() {
+  const button = $("escalate");
+  button.disabled = true;
+  try {
+    applySession(
+      await api("/api/manual/escalate", { method: "POST", body: { session_name: state.name } }),
+    );
+    showError("");
+  } catch (error) {
+    showError(`Could not reach a human agent: ${error.message}`);
+    renderStatus();
+  }
+}
+
+// --- Wiring ---------------------------------------------------------------------------
+
+function init() {
+  $("start-chat").addEventListener("click", startChat);
+  $("new-chat").addEventListener("click", () => {
+    endSession("");
+    startChat();
+  });
+  $("escalate").addEventListener("click", escalate);
+
+  const input = $("message-input");
+  const form = $("composer");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const content = input.value.trim();
+    if (!content || !state.name) return;
+    input.value = "";
+    try {
+      await send(content);
+      showError("");
+    } catch (error) {
+      if (!input.value) input.value = content; // give the text back
+      showError(`Not sent: ${error.message}`);
+    }
+  });
+  input.addEventListener("keydown", (event) => {
+    // Enter sends; Shift+Enter is a new line; never while an IME is composing (Chinese input).
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  setConnection("idle");
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
+  } catch {
+    saved = null;
+  }
+  if (saved && saved.name && saved.token) resume(saved);
+}
+
+init();
