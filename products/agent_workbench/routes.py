@@ -78,6 +78,7 @@ async def get_session(
     "/api/sessions/{session_name}/events",
     tags=["sessions"],
     response_class=EventStreamResponse,
+    status_code=200,
     responses=_STREAM_RESPONSES,
 )
 async def session_events(
@@ -99,6 +100,7 @@ async def session_events(
     "/api/agents/{agent_id}/events",
     tags=["agents"],
     response_class=EventStreamResponse,
+    status_code=200,
     responses=_STREAM_RESPONSES,
 )
 async def agent_events(

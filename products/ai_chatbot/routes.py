@@ -81,6 +81,7 @@ async def get_session(
     "/api/sessions/{session_name}/events",
     tags=["sessions"],
     response_class=EventStreamResponse,
+    status_code=200,
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
 )
 async def session_events(
