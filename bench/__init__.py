@@ -1,1 +1,0 @@
-"""The load benchmark: ``python -m bench`` (``make bench``). See bench/README.md."""

@@ -1,1 +1,0 @@
-"""Baselines the benchmark compares the product with."""
