@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
 from infrastructure.auth.dependencies import (
@@ -159,7 +159,10 @@ async def callback(
     body: CallbackRequest, _: ServiceCaller, bus: Bus, store: SessionStore
 ) -> SessionPublic:
     """An outside system reports a status change (service token)."""
-    session = await manual.notify_callback(
-        bus, store, body.session_name, body.status, body.agent_id
-    )
+    try:
+        session = await manual.notify_callback(
+            bus, store, body.session_name, body.status, body.agent_id
+        )
+    except ValueError as exc:  # e.g. agent_active without an agent_id
+        raise HTTPException(422, str(exc)) from None
     return SessionPublic.of(session, await store.queue_position(session.session_name))

@@ -197,3 +197,34 @@ def test_the_stream_framing_seen_by_a_raw_http_client(deployment: Deployment) ->
         assert data_line.startswith("data: {")
         assert '"source":"orders"' in data_line
         assert '"order":"A-17"' in data_line
+
+
+async def test_the_callback_checks_what_an_outside_system_reports(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        name, _ = await _session(http, deployment)
+        service = deployment.service_headers()
+        url = f"{deployment.chatbot}/api/manual/callback"
+        no_agent = await http.post(
+            url, json={"session_name": name, "status": "agent_active"}, headers=service
+        )
+        assert no_agent.status_code in (409, 422)  # ai -> agent_active is not a transition either
+        waiting = await http.post(
+            url, json={"session_name": name, "status": "waiting_agent"}, headers=service
+        )
+        assert waiting.status_code == 200
+        assert waiting.json()["queue_position"] >= 1
+        no_agent = await http.post(
+            url, json={"session_name": name, "status": "agent_active"}, headers=service
+        )
+        assert no_agent.status_code == 422
+        held = await http.post(
+            url,
+            json={"session_name": name, "status": "agent_active", "agent_id": "ext1"},
+            headers=service,
+        )
+        assert held.status_code == 200
+        assert held.json()["agent_id"] == "ext1"
+        unknown = await http.post(
+            url, json={"session_name": "nobody", "status": "closed"}, headers=service
+        )
+        assert unknown.status_code == 404
