@@ -46,6 +46,7 @@ REQUIRED_CLAIMS: Final = ("exp", "iat", "sub", "role", "jti")
 # startup check :func:`check_auth_secret`), never a silently weak signature.
 _JWT: Final = jwt.PyJWT(options={"enforce_minimum_key_length": True})
 
+
 def is_strict_name(name: str) -> bool:
     """``NAME_PATTERN``, matched against the whole string (no trailing newline)."""
     return is_valid_name(name)

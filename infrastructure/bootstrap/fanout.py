@@ -42,10 +42,16 @@ class Event:
     history); the wire forms are built lazily, once, and shared by every listener.
     """
 
-    __slots__ = ("_data", "_frame", "_type", "body", "channel", "epoch", "id", "key")
+    __slots__ = ("_data", "_frame", "_type", "body", "channel", "epoch", "id", "id_only", "key")
 
-    def __init__(self, channel: str, epoch: str, event_id: str, body: bytes) -> None:
+    def __init__(
+        self, channel: str, epoch: str, event_id: str, body: bytes, id_only: bool = False
+    ) -> None:
         self.channel = channel
+        #: Only moves the client's position: the event itself was already delivered
+        #: (without an id, during a Redis outage). An SSE ``id:`` with no ``data:``
+        #: sets the browser's lastEventId without dispatching an event (WHATWG).
+        self.id_only = id_only
         self.epoch = epoch
         self.id = event_id
         self.key = id_key(event_id) if event_id else (0, 0)
@@ -84,7 +90,7 @@ class Event:
     @property
     def data(self) -> bytes:
         if self._data is None:
-            self._data = b"data: " + self.envelope_json + b"\n\n"
+            self._data = b"\n" if self.id_only else b"data: " + self.envelope_json + b"\n\n"
         return self._data
 
     @property
@@ -163,7 +169,10 @@ class Listener:
             return
         if isinstance(item, Event) and self._floors is not None and self._below_floor(item):
             return
-        if len(self._buf) >= self.maxsize and item is not PING:
+        if item is PING:
+            if self._buf and self._buf[-1] is PING:
+                return  # one pending ping is enough; a stuck reader gains no more
+        elif len(self._buf) >= self.maxsize:
             self.close("slow")
             return
         self._buf.append(item)
@@ -192,10 +201,14 @@ class Listener:
             if self._floors is None:
                 self._floors = {}
             self._floors[channel] = floor
+            # Only this channel's items: another channel's replay, already in
+            # front, sits below *its own* floor and must stay.
             self._buf = deque(
                 item
                 for item in self._buf
-                if not (isinstance(item, Event) and self._below_floor(item))
+                if not (
+                    isinstance(item, Event) and item.channel == channel and self._below_floor(item)
+                )
             )
         self._buf.extendleft(reversed(items))
         waiter = self._waiter

@@ -27,7 +27,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,8 @@ class RedisSseManager:
         self._reader: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        #: Set while the subscriber is down (the reader has seen the connection end).
+        self._lost = asyncio.Event()
         self._closing = False
         self._control = f"{self.prefix}_control:{os.getpid()}:{new_epoch()}"
         # Subscription bookkeeping, per channel: commands sent and replies read,
@@ -112,6 +114,12 @@ class RedisSseManager:
         self._flush_scheduled = False
         #: (epoch, id key) of the newest event seen per channel: dedupe and catch-up.
         self._last_seen: dict[str, tuple[str, tuple[int, int]]] = {}
+        #: Channel -> (epoch, key) of its history when it was subscribed: where the
+        #: catch-up after a reconnect starts for a channel no event was seen on yet.
+        self._baseline: dict[str, tuple[str, tuple[int, int]]] = {}
+        self._position_reader: asyncio.Task[None] | None = None
+        self._pending_replays: dict[Listener, list[tuple[str, str]]] = {}
+        self._positions_wanted: dict[str, asyncio.Future[None]] = {}
         self._outbox: deque[_PendingOutbox] = deque()
         self._skip_tags: set[str] = set()
         self._tag_seq = 0
@@ -129,14 +137,19 @@ class RedisSseManager:
         not: the manager keeps trying in the background and serves local listeners
         meanwhile (the outage mode)."""
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
+            # A blocking pool: a burst beyond REDIS_POOL_SIZE (clients of a lost
+            # replica reconnecting together) waits for a connection instead of
+            # failing with MaxConnectionsError.
+            pool = aioredis.BlockingConnectionPool.from_url(
                 self.settings.REDIS_URL,
                 max_connections=self.settings.REDIS_POOL_SIZE,
+                timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
                 socket_timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
                 socket_connect_timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
                 retry=Retry(NoBackoff(), 0),
                 health_check_interval=0,
             )
+            self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
             self._script = self._redis.register_script(_PUBLISH_LUA)
         if self._reader is None:
             self._reader = asyncio.create_task(self._run(), name="redis-sse-subscriber")
@@ -168,22 +181,26 @@ class RedisSseManager:
     async def close(self) -> None:
         self._closing = True
         if self.outbox_size():
-            await self._flush_outbox_once()
-        for task in (self._reader, self._flusher):
+            try:
+                await self._flush_outbox_once()
+            except (RedisError, OSError) as exc:
+                logger.error(
+                    "closing with %d events in the SSE outbox that never reached Redis (%r)",
+                    self.outbox_size(),
+                    exc,
+                )
+        for task in (self._reader, self._flusher, self._position_reader):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._reader = self._flusher = None
+        self._reader = self._flusher = self._position_reader = None
         await self._drop_pubsub()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
         self._connected.clear()
-        for _, future in self._ready.values():
-            if not future.done():
-                future.set_result(None)
-        self._ready.clear()
+        self._release_waiters()
 
     # --- publishing ---
 
@@ -206,6 +223,14 @@ class RedisSseManager:
             except (RedisError, OSError) as exc:
                 self.last_error = repr(exc)
                 logger.warning("publish to Redis failed (%r): kept in the outbox", exc)
+                # Events published before this one may still sit unread in the
+                # subscriber's socket: let it drain them (it meets the same dead
+                # server, so it notices at once) before this one is delivered here,
+                # so that local listeners keep the publishing order.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._lost.wait(), self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+                    )
             else:
                 self.published += 1
                 return Event(channel, epoch, event_id, body)
@@ -273,17 +298,27 @@ class RedisSseManager:
         self.hub.add(listener)
         try:
             await self._wait_subscribed(listener.channels)
+            await self._ensure_baseline(listener.channels)
             if cursor is None:
                 return []
-            return await self._replay_into(listener, cursor)
+            if self.connected:
+                try:
+                    return await self._replay_into(listener, cursor)
+                except (RedisError, OSError) as exc:
+                    self.last_error = repr(exc)
+            # History is out of reach: serve live events now, replay when Redis is
+            # back (refusing would end the browser's EventSource for good).
+            self._pending_replays[listener] = list(cursor)
+            return []
         except BaseException:
             self.hub.remove(listener)
             raise
 
     def detach(self, listener: Listener) -> None:
+        self._pending_replays.pop(listener, None)
         self.hub.remove(listener)
 
-    async def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, channel: str) -> AsyncGenerator[dict[str, Any], None]:
         """The seed's async generator: the envelopes published on ``channel``."""
         listener = Listener([channel], self.settings.SSE_QUEUE_MAXSIZE)
         await self.attach(listener)
@@ -294,7 +329,7 @@ class RedisSseManager:
                 except ListenerClosed:
                     return
                 for item in batch:
-                    if isinstance(item, Event):
+                    if isinstance(item, Event) and not item.id_only:
                         yield item.envelope()
         finally:
             self.detach(listener)
@@ -326,11 +361,7 @@ class RedisSseManager:
         if info is None:
             current_epoch = None
         first = info.get("first-entry") if info else None
-        max_deleted_raw = (info or {}).get("max-deleted-entry-id", b"0-0")
-        max_deleted = id_key(_text(max_deleted_raw))
-        if not info or info.get("entries-added") is None:
-            # Redis < 7 does not report trimming: judge by the first entry kept.
-            max_deleted = self._approx_trimmed(info, first)
+        max_deleted = self._trimmed_up_to(info, first)
         first_key = id_key(_text(first[0])) if first else None
         reset = judge_replay(epoch, event_id, current_epoch, first_key, max_deleted)
         if current_epoch is None:
@@ -343,13 +374,27 @@ class RedisSseManager:
         ]
         return Replay(events, reset=reset)
 
-    def _approx_trimmed(self, info: Any, first: Any) -> tuple[int, int]:
+    def _trimmed_up_to(self, info: Any, first: Any) -> tuple[int, int]:
+        """The newest id that may have been trimmed away ((0, 0): none).
+
+        ``XADD MAXLEN ~`` trims without updating ``max-deleted-entry-id``, so trimming
+        is judged by the count: more entries added than kept means everything
+        before the first entry kept may be gone. (Redis < 7 reports neither: there,
+        a full stream is taken as trimmed.)
+        """
         if not info or not first:
             return (0, 0)
-        if int(info.get("length", 0)) >= self.settings.SSE_HISTORY_LENGTH:
-            ms, seq = id_key(_text(first[0]))
-            return (ms, seq - 1) if seq else (ms - 1, 2**63)
-        return (0, 0)
+        length = int(info.get("length", 0))
+        added = info.get("entries-added")
+        trimmed = (
+            int(added) > length
+            if added is not None
+            else (length >= self.settings.SSE_HISTORY_LENGTH)
+        )
+        if not trimmed:
+            return (0, 0)
+        ms, seq = id_key(_text(first[0]))
+        return (ms, seq - 1) if seq else (ms - 1, 2**63)
 
     async def _replay_into(
         self, listener: Listener, cursor: Sequence[tuple[str, str]]
@@ -375,6 +420,7 @@ class RedisSseManager:
         self._to_subscribe.pop(channel, None)
         self._to_unsubscribe[channel] = None
         self._last_seen.pop(channel, None)
+        self._baseline.pop(channel, None)
         self._schedule_flush()
 
     async def _wait_subscribed(self, channels: Sequence[str]) -> None:
@@ -446,6 +492,7 @@ class RedisSseManager:
                 logger.exception("Redis subscriber failed")
             was_connected = self.connected
             self._connected.clear()
+            self._lost.set()
             await self._drop_pubsub()
             self._release_waiters()
             if self._closing:
@@ -484,13 +531,17 @@ class RedisSseManager:
                 name = _text(response[1])
                 remaining.discard(name)
                 self._acked[name] = self._acked.get(name, 0) + 1
+                if self.hub.has(name) and name not in self._baseline:
+                    self._want_position(name)
             elif kind == b"message":
                 early.append(response)
-        if catch_up and self._last_seen:
+        if catch_up:
             await self._catch_up()
         self._connected.set()
+        self._lost.clear()
         for response in early:
             self._on_message(response)
+        await self._replay_pending()
         if self._outbox:
             await self._flush_outbox_once()
         # Channels that got listeners while we were away, or since.
@@ -499,11 +550,19 @@ class RedisSseManager:
                 self._to_subscribe[channel] = None
         self._schedule_flush()
 
+    async def _replay_pending(self) -> None:
+        pending, self._pending_replays = self._pending_replays, {}
+        for listener, cursor in pending.items():
+            if not listener.closed:
+                await self._replay_into(listener, cursor)
+
     async def _catch_up(self) -> None:
         """Deliver what each channel received while the subscriber was away."""
-        channels = [ch for ch in self.hub.channels() if ch in self._last_seen]
-        for channel in channels:
-            epoch, key = self._last_seen[channel]
+        for channel in self.hub.channels():
+            position = self._last_seen.get(channel) or self._baseline.get(channel)
+            if position is None:
+                continue
+            epoch, key = position
             replay = await self.history_after(channel, epoch, f"{key[0]}-{key[1]}")
             if replay.reset:
                 # Redis came back empty, or trimmed past us: deliver what there is,
@@ -521,9 +580,11 @@ class RedisSseManager:
             if kind == b"message":
                 self._on_message(response)
             elif kind in (b"subscribe", b"unsubscribe"):
-                self._on_ack(_text(response[1]))
+                self._on_ack(_text(response[1]), subscribed=kind == b"subscribe")
 
-    def _on_ack(self, channel: str) -> None:
+    def _on_ack(self, channel: str, subscribed: bool = False) -> None:
+        if subscribed and self.hub.has(channel) and channel not in self._baseline:
+            self._want_position(channel)
         acked = self._acked[channel] = self._acked.get(channel, 0) + 1
         if acked >= self._sent.get(channel, 0):
             # Every command sent for this channel is answered: forget it, so the
@@ -536,6 +597,59 @@ class RedisSseManager:
             if not entry[1].done():
                 entry[1].set_result(None)
 
+    def _want_position(self, channel: str) -> asyncio.Future[None]:
+        """Read the channel's history position soon, batched with other channels."""
+        future = self._positions_wanted.get(channel)
+        if future is None:
+            future = self._positions_wanted[channel] = asyncio.get_running_loop().create_future()
+        if self._position_reader is None or self._position_reader.done():
+            self._position_reader = asyncio.create_task(self._read_positions())
+        return future
+
+    async def _ensure_baseline(self, channels: Sequence[str]) -> None:
+        """Wait until each channel's history position is known, so that a reconnect
+        can catch it up even if no event was seen on it before Redis went away."""
+        waits = [
+            self._want_position(ch)
+            for ch in channels
+            if ch not in self._baseline and ch not in self._last_seen
+        ]
+        if waits and self.connected:
+            await asyncio.wait(waits, timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS)
+
+    async def _read_positions(self) -> None:
+        # Loop: channels wanted while a read is in flight are read next round (their
+        # waiters would otherwise wait for the timeout).
+        while self._positions_wanted:
+            await asyncio.sleep(0)  # let the acks of one SUBSCRIBE batch gather first
+            wanted, self._positions_wanted = self._positions_wanted, {}
+            try:
+                await self._read_positions_of(list(wanted))
+            finally:
+                for future in wanted.values():
+                    if not future.done():
+                        future.set_result(None)
+
+    async def _read_positions_of(self, channels: list[str]) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for channel in channels:
+                    pipe.get(self.epoch_key(channel))
+                    pipe.xrevrange(self.stream_key(channel), count=1)
+                answers = await pipe.execute()
+        except (RedisError, OSError, RedisUnavailable) as exc:
+            self.last_error = repr(exc)
+            return
+        for index, channel in enumerate(channels):
+            epoch, last = answers[2 * index], answers[2 * index + 1]
+            if not self.hub.has(channel) or channel in self._baseline:
+                continue
+            if epoch is None or not last:
+                # No history yet: anything that appears later is new to us.
+                self._baseline[channel] = (ORIGIN_EPOCH, (0, 0))
+            else:
+                self._baseline[channel] = (epoch.decode(), id_key(_text(last[0][0])))
+
     def _on_message(self, response: list[Any]) -> None:
         channel = _text(response[1])
         data: bytes = response[2]
@@ -544,10 +658,11 @@ class RedisSseManager:
         if tag != b"-":
             text_tag = tag.decode()
             if text_tag in self._skip_tags:
-                # Ours, flushed from the outbox: local listeners already had it.
+                # Ours, flushed from the outbox: local listeners already had the event
+                # (without an id); now they get its id, so a later resume does not
+                # replay it to them again.
                 self._skip_tags.discard(text_tag)
-                self._note_seen(event)
-                return
+                event.id_only = True
         self._deliver(event)
 
     def _deliver(self, event: Event) -> None:
@@ -566,6 +681,9 @@ class RedisSseManager:
             if not future.done():
                 future.set_result(None)
         self._ready.clear()
+        for future in self._positions_wanted.values():
+            if not future.done():
+                future.set_result(None)
 
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None

@@ -12,8 +12,9 @@ lifespan (:func:`init_sse_bus`); the module functions use it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from infrastructure.bootstrap.fanout import Event, Listener, ListenerClosed, LocalHub
@@ -47,7 +48,7 @@ class BusStats:
     def count_delivered(self, batch: Sequence[Event | bytes]) -> None:
         delivered = self.delivered
         for item in batch:
-            if isinstance(item, Event):
+            if isinstance(item, Event) and not item.id_only:
                 kind = item.type
                 delivered[kind] = delivered.get(kind, 0) + 1
 
@@ -147,7 +148,7 @@ class SseBus:
 
     async def subscribe(
         self, target: str | Target, last_event_id: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         listener = await self.open([target], last_event_id)
         try:
             while True:
@@ -156,7 +157,7 @@ class SseBus:
                 except ListenerClosed:
                     return
                 for item in batch:
-                    if isinstance(item, Event):
+                    if isinstance(item, Event) and not item.id_only:
                         yield item.envelope()
         finally:
             self.close(listener)
@@ -234,10 +235,13 @@ async def enqueue_sse_message(
 
 async def subscribe_sse_events(
     target: str | Target, last_event_id: str | None = None
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """The envelopes published to ``target`` from now on (or after ``last_event_id``)."""
-    async for envelope in get_sse_bus().subscribe(target, last_event_id):
-        yield envelope
+    # aclosing: closing this generator releases the listener at once, not at the
+    # next garbage collection.
+    async with contextlib.aclosing(get_sse_bus().subscribe(target, last_event_id)) as events:
+        async for envelope in events:
+            yield envelope
 
 
 async def _enqueue_to_memory(target: str | Target, payload: Mapping[str, Any]) -> str:
@@ -247,7 +251,7 @@ async def _enqueue_to_memory(target: str | Target, payload: Mapping[str, Any]) -
     return bus._publish_to_memory(bus.channel(target), dumps(envelope)).token
 
 
-async def _subscribe_from_memory(target: str | Target) -> AsyncIterator[dict[str, Any]]:
+async def _subscribe_from_memory(target: str | Target) -> AsyncGenerator[dict[str, Any], None]:
     bus = get_sse_bus()
     listener = Listener([bus.channel(target)], bus.settings.SSE_QUEUE_MAXSIZE)
     bus.hub.add(listener)
@@ -258,7 +262,7 @@ async def _subscribe_from_memory(target: str | Target) -> AsyncIterator[dict[str
             except ListenerClosed:
                 return
             for item in batch:
-                if isinstance(item, Event):
+                if isinstance(item, Event) and not item.id_only:
                     yield item.envelope()
     finally:
         bus.close(listener)

@@ -54,7 +54,7 @@ def start_deployment(replicas: int = 1, **env: str) -> Deployment:
         "RATE_LIMIT_BURST": "1000",
         **env,
     }
-    settings = Settings(_env_file=None, REDIS_URL=redis.url, AUTH_SECRET=secret)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, REDIS_URL=redis.url, AUTH_SECRET=secret)
     started: list[ServiceProcess] = []
     try:
         chatbots = [ServiceProcess(CHATBOT_APP, env=base_env).start() for _ in range(replicas)]

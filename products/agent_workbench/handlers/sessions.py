@@ -23,7 +23,6 @@ from infrastructure.web.models import SessionPublic
 SOURCE = "agent_workbench"
 
 
-
 async def waiting_queue(store: SessionStore) -> list[SessionPublic]:
     """Waiting sessions, oldest first, each with its place and time waited."""
     return [SessionPublic.of(s, place) for place, s in enumerate(await store.queue(), start=1)]

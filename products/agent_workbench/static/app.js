@@ -151,6 +151,7 @@ function upsertQueue(s) {
   const name = document.createElement("span");
   name.className = "q-name";
   name.textContent = s.session_name;
+  name.title = s.session_name;
   const reason = document.createElement("span");
   reason.className = "q-reason";
   reason.textContent = s.reason || s.escalation_reason || "asked for a human";
@@ -375,6 +376,7 @@ async function recheckHeld(names) {
       if (error.status === 404) dropSession(name);
     }
   }
+  if (!state.current && state.held.size) selectSession(state.held.keys().next().value);
 }
 
 // --- Events -----------------------------------------------------------------------------
@@ -444,7 +446,9 @@ function startDesk() {
   state.stream = new LiveStream(`/api/agents/${encodeURIComponent(state.agentId)}/events`, {
     onEvent,
     onState: setConnection,
-    onReopen: resync,
+    onReopen: (resumed) => {
+      if (!resumed) resync();
+    },
     token: () => state.token,
   });
   state.stream.start();

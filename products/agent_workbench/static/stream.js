@@ -16,7 +16,7 @@ export class LiveStream {
    * @param {string} path  e.g. "/api/sessions/s1/events"
    * @param {{onEvent: (envelope: object) => void,
    *          onState?: (state: "connecting"|"live"|"reconnecting") => void,
-   *          onReopen?: () => void,
+   *          onReopen?: (resumed: boolean) => void,
    *          token?: () => (string|null)}} options
    */
   constructor(path, options) {
@@ -67,7 +67,9 @@ export class LiveStream {
       this.openedOnce = true;
       this.failures = 0;
       this.onState("live");
-      if (reopened) this.onReopen();
+      // Resumed from a position: the server replays what was missed, or sends `reset`.
+      // Without one (no event seen yet), the page has to refetch what it shows.
+      if (reopened) this.onReopen(this.lastId !== null);
     };
     source.onmessage = (event) => {
       if (event.lastEventId) this.lastId = event.lastEventId;

@@ -15,6 +15,7 @@ const state = {
   agentId: null,
   hadAgent: false,
   waitStart: null,
+  waitingSince: null,
   queuePosition: null,
   stream: null,
   messages: new Set(), // message ids on screen
@@ -214,14 +215,22 @@ function applySession(s) {
   state.status = s.status;
   state.agentId = s.agent_id || null;
   if (s.status === "waiting_agent") {
-    if (typeof s.waited_seconds === "number") {
-      state.waitStart = Date.now() - s.waited_seconds * 1000;
-    } else if (s.waiting_since && state.waitStart === null) {
-      state.waitStart = Date.parse(s.waiting_since);
+    // One waiting period keeps its start: a replayed event's waited_seconds is stale.
+    const samePeriod = s.waiting_since && s.waiting_since === state.waitingSince;
+    if (!samePeriod || state.waitStart === null) {
+      if (typeof s.waited_seconds === "number") {
+        state.waitStart = Date.now() - s.waited_seconds * 1000;
+      } else if (s.waiting_since) {
+        state.waitStart = Date.parse(s.waiting_since);
+      } else if (state.waitStart === null) {
+        state.waitStart = Date.now();
+      }
     }
+    if (s.waiting_since) state.waitingSince = s.waiting_since;
     if (s.queue_position) state.queuePosition = s.queue_position;
   } else {
     state.waitStart = null;
+    state.waitingSince = null;
     state.queuePosition = null;
   }
   renderStatus();
@@ -314,7 +323,9 @@ function follow() {
   state.stream = new LiveStream(`${sessionPath()}/events`, {
     onEvent,
     onState: setConnection,
-    onReopen: refresh,
+    onReopen: (resumed) => {
+      if (!resumed) refresh();
+    },
     token: () => state.token,
   });
   state.stream.start();
