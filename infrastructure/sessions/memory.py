@@ -164,6 +164,17 @@ class InMemorySessionStore:
     async def queue(self) -> list[Session]:
         return self._waiting()
 
+    async def held_by(self, agent_id: str) -> list[Session]:
+        now = self._clock()
+        held = [
+            session
+            for name, session in list(self._sessions.items())
+            if not self._expired(name, now)
+            and session.status is SessionStatus.AGENT_ACTIVE
+            and session.agent_id == agent_id
+        ]
+        return sorted(held, key=lambda s: s.session_name)
+
     async def queue_position(self, session_name: str) -> int | None:
         for position, session in enumerate(self._waiting(), start=1):
             if session.session_name == session_name:

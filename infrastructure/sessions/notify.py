@@ -54,6 +54,7 @@ async def publish_status(
     session: Session,
     source: str,
     previous: SessionStatus | None = None,
+    previous_agent: str | None = None,
 ) -> None:
     position = await store.queue_position(session.session_name)
     payload = session_payload(session, position)
@@ -62,8 +63,13 @@ async def publish_status(
     await bus.publish(
         Target.session(session.session_name), EventType.STATUS_CHANGE, payload, source
     )
-    if session.agent_id and session.status is SessionStatus.AGENT_ACTIVE:
-        await bus.publish(Target.agent(session.agent_id), EventType.STATUS_CHANGE, payload, source)
+    # Agents hear of their sessions on their own channel: the holder, and an agent
+    # who just lost the session (released, closed, or moved away by a callback).
+    agents = {session.agent_id} if session.status is SessionStatus.AGENT_ACTIVE else set()
+    if previous_agent:
+        agents.add(previous_agent)
+    for agent_id in sorted(a for a in agents if a):
+        await bus.publish(Target.agent(agent_id), EventType.STATUS_CHANGE, payload, source)
 
 
 async def publish_transfer_request(

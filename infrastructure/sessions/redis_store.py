@@ -67,6 +67,8 @@ class SessionKeys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.queue = f"{prefix}queue:waiting"
+        #: session name -> the agent holding it (global, like the queue).
+        self.held = f"{prefix}held"
 
     def session(self, name: str) -> str:
         return f"{self.prefix}sess:{{{name}}}"
@@ -141,7 +143,12 @@ class RedisSessionStore:
     ) -> Session:
         check_request(requested, agent_id)
         reply = await self._transition(
-            keys=[self.keys.session(name), self.keys.queue, self.keys.transcript(name)],
+            keys=[
+                self.keys.session(name),
+                self.keys.queue,
+                self.keys.transcript(name),
+                self.keys.held,
+            ],
             args=[
                 str(requested),
                 agent_id or "",
@@ -219,6 +226,30 @@ class RedisSessionStore:
         if stale:
             await self._redis.zrem(self.keys.queue, *stale)
         return waiting
+
+    async def held_by(self, agent_id: str) -> list[Session]:
+        held = await self._redis.hgetall(self.keys.held)
+        names = sorted(_text(n) for n, a in held.items() if _text(a) == agent_id)
+        if not names:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.keys.session(name))
+            hashes = await pipe.execute()
+        sessions: list[Session] = []
+        stale: list[str] = []
+        for name, raw in zip(names, hashes, strict=True):
+            fields = _decode_hash(raw)
+            if (
+                fields.get("status") == SessionStatus.AGENT_ACTIVE
+                and fields.get("agent_id") == agent_id
+            ):
+                sessions.append(_session_from_hash(name, fields))
+            elif "status" not in fields:
+                stale.append(name)  # expired while held
+        if stale:
+            await self._redis.hdel(self.keys.held, *stale)
+        return sessions
 
     async def queue_position(self, session_name: str) -> int | None:
         rank = await self._redis.zrank(self.keys.queue, session_name)

@@ -67,6 +67,10 @@ class SessionStore(Protocol):
         """Sessions in ``waiting_agent``, longest waiting first."""
         ...
 
+    async def held_by(self, agent_id: str) -> list[Session]:
+        """The sessions ``agent_id`` holds (``agent_active``), by name."""
+        ...
+
     async def queue_position(self, session_name: str) -> int | None:
         """1-based place in the queue, ``None`` when the session is not waiting."""
         ...

@@ -2,13 +2,14 @@
 -- The Lua twin of transitions.apply_transition: same checks, same order, same effects.
 --
 -- KEYS[1] session hash   KEYS[2] waiting queue (ZSET)   KEYS[3] transcript (STREAM)
+-- KEYS[4] held sessions (HASH session name -> agent id)
 -- ARGV[1] requested status   ARGV[2] agent id ('' = an outside authority)
 -- ARGV[3] escalation reason ('' = none)   ARGV[4] now (epoch ms)   ARGV[5] ttl (s)
 -- ARGV[6] session name (the queue member)   ARGV[7] allowed current states, comma-separated ('' = any)
 --
 -- Returns {'ok', field, value, ...} (the session after the move) or an error code:
 -- {'not_found'} | {'held', holder} | {'illegal', current} | {'not_holder', holder}
-local sess, queue, msgs = KEYS[1], KEYS[2], KEYS[3]
+local sess, queue, msgs, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local requested, agent, reason = ARGV[1], ARGV[2], ARGV[3]
 local now, ttl, name, only_from = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 
@@ -59,12 +60,15 @@ elseif requested == 'agent_active' then
   redis.call('HSET', sess, 'agent_id', agent)
   redis.call('HDEL', sess, 'waiting_since')
   redis.call('ZREM', queue, name)
+  redis.call('HSET', held, name, agent)
 elseif requested == 'ai' then
   redis.call('HDEL', sess, 'agent_id', 'waiting_since', 'escalation_reason')
   redis.call('ZREM', queue, name)
+  redis.call('HDEL', held, name)
 else -- closed
   redis.call('HDEL', sess, 'agent_id', 'waiting_since')
   redis.call('ZREM', queue, name)
+  redis.call('HDEL', held, name)
 end
 
 redis.call('EXPIRE', sess, ttl)

@@ -13,6 +13,7 @@ from infrastructure.events import InvalidTarget
 from infrastructure.sessions import (
     NotHolder,
     SessionConflict,
+    SessionHeldByAnother,
     SessionNotFound,
 )
 
@@ -33,6 +34,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
         return _answer(409, str(exc))
 
+    async def held(_: Request, exc: Exception) -> JSONResponse:
+        # The holder as a field too: a page shows "taken by <agent>" without parsing text.
+        holder = exc.agent_id if isinstance(exc, SessionHeldByAnother) else None
+        return JSONResponse({"detail": str(exc), "holder": holder}, status_code=409)
+
     async def bad_target(_: Request, exc: Exception) -> JSONResponse:
         return _answer(422, str(exc))
 
@@ -46,6 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SessionNotFound, not_found)
     app.add_exception_handler(NotHolder, not_holder)
     app.add_exception_handler(SessionConflict, conflict)
+    app.add_exception_handler(SessionHeldByAnother, held)
     app.add_exception_handler(InvalidTarget, bad_target)
     app.add_exception_handler(InvalidCursor, bad_cursor)
     app.add_exception_handler(RedisError, storage_down)

@@ -8,11 +8,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from infrastructure.auth.dependencies import (
+    AgentSelf,
     AgentStreamSelf,
     CurrentAgent,
     SessionNamePath,
     SessionStreamAccess,
     SettingsDep,
+    clear_auth_cookie,
     require_agent_identity,
     require_role,
     set_auth_cookie,
@@ -56,14 +58,30 @@ async def login(body: AgentLogin, settings: SettingsDep, response: Response) -> 
     return AgentToken(agent_id=body.agent_id, token=token)
 
 
+@router.post("/api/agents/logout", status_code=204, tags=["agents"])
+async def logout(settings: SettingsDep, response: Response) -> None:
+    """Forget the page's stream cookie (tokens themselves expire on their own)."""
+    clear_auth_cookie(response, settings, Role.AGENT)
+
+
+@router.get("/api/agents/{agent_id}/sessions", response_model=list[SessionPublic], tags=["agents"])
+async def agent_sessions(agent_id: str, _: AgentSelf, store: SessionStore) -> list[SessionPublic]:
+    """The sessions this agent holds."""
+    return await sessions.held_sessions(store, agent_id)
+
+
 @router.get("/api/sessions", response_model=list[SessionPublic], tags=["sessions"])
 async def list_sessions(
-    _: CurrentAgent,
+    principal: CurrentAgent,
     store: SessionStore,
     status: Annotated[SessionStatus, Query()] = SessionStatus.WAITING_AGENT,
 ) -> list[SessionPublic]:
-    """The queue: waiting sessions, oldest first, with their time waited."""
-    return await sessions.sessions_by_status(store, status)
+    """``waiting_agent``: the queue, oldest first, with time waited; ``agent_active``: the
+    sessions the calling agent holds."""
+    try:
+        return await sessions.sessions_by_status(store, status, principal.subject)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/api/sessions/{session_name}", response_model=SessionPublic, tags=["sessions"])

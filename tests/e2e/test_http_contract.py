@@ -10,6 +10,7 @@ import pytest
 
 from infrastructure.auth.tokens import Role
 from tests.e2e.conftest import Deployment
+from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e
 
@@ -228,3 +229,60 @@ async def test_the_callback_checks_what_an_outside_system_reports(deployment: De
             url, json={"session_name": "nobody", "status": "closed"}, headers=service
         )
         assert unknown.status_code == 404
+
+
+async def test_an_agent_lists_what_it_holds_and_hears_when_it_loses_a_session(
+    deployment: Deployment,
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        name, customer = await _session(http, deployment)
+        await http.post(
+            f"{deployment.chatbot}/api/manual/escalate",
+            json={"session_name": name},
+            headers=customer,
+        )
+        carol = deployment.agent_headers("carol")
+        took = await http.post(
+            f"{deployment.workbench}/api/sessions/{name}/takeover",
+            json={"agent_id": "carol"},
+            headers=carol,
+        )
+        assert took.status_code == 200
+        lost = await http.post(
+            f"{deployment.workbench}/api/sessions/{name}/takeover",
+            json={"agent_id": "dave"},
+            headers=deployment.agent_headers("dave"),
+        )
+        assert lost.json()["holder"] == "carol"
+        mine = await http.get(f"{deployment.workbench}/api/agents/carol/sessions", headers=carol)
+        assert [s["session_name"] for s in mine.json()] == [name]
+        same = await http.get(
+            f"{deployment.workbench}/api/sessions?status=agent_active", headers=carol
+        )
+        assert [s["session_name"] for s in same.json()] == [name]
+        other = await http.get(
+            f"{deployment.workbench}/api/agents/carol/sessions",
+            headers=deployment.agent_headers("dave"),
+        )
+        assert other.status_code == 403
+        closed = await http.get(f"{deployment.workbench}/api/sessions?status=closed", headers=carol)
+        assert closed.status_code == 422
+
+        token = deployment.token(Role.AGENT, "carol")
+        stream = await SseStream(
+            f"{deployment.workbench}/api/agents/carol/events?token={token}"
+        ).start()
+        try:
+            # An outside system closes the session: carol's workbench hears it.
+            callback = await http.post(
+                f"{deployment.chatbot}/api/manual/callback",
+                json={"session_name": name, "status": "closed"},
+                headers=deployment.service_headers(),
+            )
+            assert callback.status_code == 200
+            await stream.wait_type("status_change", session_name=name, status="closed")
+        finally:
+            await stream.close()
+        assert (
+            await http.get(f"{deployment.workbench}/api/agents/carol/sessions", headers=carol)
+        ).json() == []

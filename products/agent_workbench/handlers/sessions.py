@@ -28,11 +28,23 @@ async def waiting_queue(store: SessionStore) -> list[SessionPublic]:
     return [SessionPublic.of(s, place) for place, s in enumerate(await store.queue(), start=1)]
 
 
-async def sessions_by_status(store: SessionStore, status: SessionStatus) -> list[SessionPublic]:
+async def held_sessions(store: SessionStore, agent_id: str) -> list[SessionPublic]:
+    """What an agent holds: its workbench after a reload or on a second screen."""
+    return [SessionPublic.of(s) for s in await store.held_by(agent_id)]
+
+
+#: What ``GET /api/sessions?status=`` can list: the queue, and the caller's own sessions.
+LISTABLE = (SessionStatus.WAITING_AGENT, SessionStatus.AGENT_ACTIVE)
+
+
+async def sessions_by_status(
+    store: SessionStore, status: SessionStatus, agent_id: str
+) -> list[SessionPublic]:
     if status is SessionStatus.WAITING_AGENT:
         return await waiting_queue(store)
-    # Only the queue is indexed; other states are looked up one by one by name.
-    return []
+    if status is SessionStatus.AGENT_ACTIVE:
+        return await held_sessions(store, agent_id)
+    raise ValueError(f"status={status} cannot be listed: use one of {', '.join(LISTABLE)}")
 
 
 def session_targets(session_name: str) -> list[Target]:
@@ -56,14 +68,18 @@ async def takeover(bus: SseBus, store: SessionStore, session_name: str, agent_id
 
 async def release(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
     session = await store.release(session_name, agent_id)
-    await publish_status(bus, store, session, SOURCE, previous=SessionStatus.AGENT_ACTIVE)
+    await publish_status(
+        bus, store, session, SOURCE, previous=SessionStatus.AGENT_ACTIVE, previous_agent=agent_id
+    )
     return session
 
 
 async def close(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
     before = await store.get(session_name)
     session = await store.close(session_name, agent_id)
-    await publish_status(bus, store, session, SOURCE, previous=before.status)
+    await publish_status(
+        bus, store, session, SOURCE, previous=before.status, previous_agent=before.agent_id
+    )
     if before.status is SessionStatus.WAITING_AGENT:
         await publish_queue_moved(bus, store, SOURCE)
     return session

@@ -56,7 +56,9 @@ async def notify_callback(
 ) -> Session:
     before = await store.get(session_name)
     session = await store.set_status(session_name, status, agent_id)
-    await publish_status(bus, store, session, SOURCE, previous=before.status)
+    await publish_status(
+        bus, store, session, SOURCE, previous=before.status, previous_agent=before.agent_id
+    )
     if status is SessionStatus.WAITING_AGENT:
         await publish_transfer_request(bus, store, session, SOURCE)
     elif before.status is SessionStatus.WAITING_AGENT:

@@ -433,3 +433,18 @@ async def test_concurrent_escalations_queue_once(store: SessionStore) -> None:
     assert sum(isinstance(r, Session) for r in results) == 1
     assert sum(isinstance(r, IllegalTransition) for r in results) == 9
     assert [s.session_name for s in await store.queue()] == ["s1"]
+
+
+async def test_held_by_lists_the_sessions_an_agent_holds(store: SessionStore) -> None:
+    for name in ("h2", "h1", "h3"):
+        await store.create(name)
+        await store.escalate(name)
+    await store.takeover("h1", "alice")
+    await store.takeover("h2", "alice")
+    await store.takeover("h3", "bob")
+    assert [s.session_name for s in await store.held_by("alice")] == ["h1", "h2"]
+    await store.release("h1", "alice")
+    assert [s.session_name for s in await store.held_by("alice")] == ["h2"]
+    await store.close("h2", "alice")
+    assert await store.held_by("alice") == []
+    assert [s.session_name for s in await store.held_by("bob")] == ["h3"]
