@@ -110,8 +110,16 @@ def build_envelope(
     }
 
 
+class InvalidPayload(ValueError):
+    """A payload JSON cannot carry faithfully (an integer beyond 64 bits, a lone
+    surrogate in a string): a 422, never a 500."""
+
+
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidPayload(f"payload cannot be published: {exc}") from None
 
 
 def loads(data: bytes | str) -> Any:

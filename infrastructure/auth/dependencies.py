@@ -14,22 +14,30 @@ Errors: no or a bad token is 401 with ``WWW-Authenticate: Bearer``; a good token
 else is 403. The checks compare the token's scope with the *requested name* before anything is
 looked up, and every 403 carries the same text, so no answer tells whether a session exists.
 
-Settings come from the :func:`~infrastructure.config.get_settings` dependency, so a test
-overrides them with ``app.dependency_overrides[get_settings] = lambda: my_settings``.
+Settings come from ``app.state.settings`` (the app factory puts its Settings there; a test
+app does the same), else from :func:`~infrastructure.config.get_settings`. Not through
+``app.dependency_overrides``: a non-empty override table makes FastAPI re-analyse every
+dependency on every request, which the profile of the stream endpoints showed.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import Depends, HTTPException, Path, Response, status
+from fastapi import Depends, HTTPException, Path, Request, Response, status
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from infrastructure.auth.tokens import InvalidToken, Principal, Role, token_ttl, verify_token
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import NAME_PATTERN
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+async def app_settings(request: Request) -> Settings:
+    settings = getattr(request.app.state, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 #: The cookie names differ per role because cookies ignore ports: the chatbot page
 #: (customer, :8000) and the workbench page (agent, :8002) on one host would otherwise

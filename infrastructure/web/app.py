@@ -83,8 +83,6 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = build_registry(lambda: app.state.bus, service)
-    # Handlers and auth read the same Settings object the app was built with.
-    app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     app.include_router(shared_router)
     for router in routers:

@@ -20,12 +20,20 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        has_body = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
                     await _reply_413(send)
                     return
-                break
+                has_body = value != b"0"
+            elif name == b"transfer-encoding":
+                has_body = True
+        if not has_body:
+            # Nothing to limit (every GET, the streams among them): no wrappers on
+            # the path every event of a stream takes.
+            await self.app(scope, receive, send)
+            return
         received = 0
         started = False
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
 from infrastructure.bootstrap.history import InvalidCursor
-from infrastructure.events import InvalidTarget
+from infrastructure.events import InvalidPayload, InvalidTarget
 from infrastructure.sessions import (
     NotHolder,
     SessionConflict,
@@ -18,6 +18,14 @@ from infrastructure.sessions import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def unprocessable(message: str, *loc: str) -> HTTPException:
+    """A 422 in the shape FastAPI documents for every 422 (``HTTPValidationError``), so
+    that a client handles ours and the framework's alike."""
+    return HTTPException(
+        422, detail=[{"type": "value_error", "loc": list(loc or ("body",)), "msg": message}]
+    )
 
 
 def _answer(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -40,7 +48,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc), "holder": holder}, status_code=409)
 
     async def bad_target(_: Request, exc: Exception) -> JSONResponse:
-        return _answer(422, str(exc))
+        error = unprocessable(str(exc))
+        return JSONResponse({"detail": error.detail}, status_code=422)
 
     async def bad_cursor(_: Request, exc: Exception) -> JSONResponse:
         return _answer(400, str(exc))
@@ -54,6 +63,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SessionConflict, conflict)
     app.add_exception_handler(SessionHeldByAnother, held)
     app.add_exception_handler(InvalidTarget, bad_target)
+    app.add_exception_handler(InvalidPayload, bad_target)
     app.add_exception_handler(InvalidCursor, bad_cursor)
     app.add_exception_handler(RedisError, storage_down)
     app.add_exception_handler(ConnectionError, storage_down)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import HTTPException
 
 from infrastructure.config import Settings
+from infrastructure.web.errors import unprocessable
 
 
 def check_message_size(settings: Settings, content: str) -> None:
@@ -14,4 +15,4 @@ def check_message_size(settings: Settings, content: str) -> None:
             f"message too long: {len(content)} characters, at most {settings.MESSAGE_MAX_CHARS}",
         )
     if not content.strip():
-        raise HTTPException(422, "message is empty")
+        raise unprocessable("message is empty", "body", "content")

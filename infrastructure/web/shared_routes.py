@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from infrastructure.auth.dependencies import ServiceCaller, SessionAccess, SessionNamePath
@@ -13,6 +13,7 @@ from infrastructure.config import Settings
 from infrastructure.events import NAME_PATTERN, Target, TargetKind
 from infrastructure.metrics import render
 from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.web.errors import unprocessable
 from infrastructure.web.models import EventAccepted, MessagePublic, Readiness
 
 router = APIRouter()
@@ -83,7 +84,7 @@ def _check_payload(request: Request, payload: dict[str, Any]) -> None:
     try:
         check_json_depth(payload, request.app.state.settings.MAX_JSON_DEPTH)
     except JSONTooDeep as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise unprocessable(str(exc)) from None
 
 
 @router.post(

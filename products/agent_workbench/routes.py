@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -23,6 +23,7 @@ from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
 from infrastructure.auth.tokens import Role
 from infrastructure.sessions import SessionStatus
 from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.web.errors import unprocessable
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
@@ -74,14 +75,14 @@ async def agent_sessions(agent_id: str, _: AgentSelf, store: SessionStore) -> li
 async def list_sessions(
     principal: CurrentAgent,
     store: SessionStore,
-    status: Annotated[SessionStatus, Query()] = SessionStatus.WAITING_AGENT,
+    status: Annotated[Literal["waiting_agent", "agent_active"], Query()] = "waiting_agent",
 ) -> list[SessionPublic]:
     """``waiting_agent``: the queue, oldest first, with time waited; ``agent_active``: the
     sessions the calling agent holds."""
     try:
-        return await sessions.sessions_by_status(store, status, principal.subject)
+        return await sessions.sessions_by_status(store, SessionStatus(status), principal.subject)
     except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise unprocessable(str(exc), "query", "status") from None
 
 
 @router.get("/api/sessions/{session_name}", response_model=SessionPublic, tags=["sessions"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
 from infrastructure.auth.dependencies import (
@@ -21,6 +21,7 @@ from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
 from infrastructure.auth.tokens import Role
 from infrastructure.events import Target
 from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.web.errors import unprocessable
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
@@ -164,5 +165,5 @@ async def callback(
             bus, store, body.session_name, body.status, body.agent_id
         )
     except ValueError as exc:  # e.g. agent_active without an agent_id
-        raise HTTPException(422, str(exc)) from None
+        raise unprocessable(str(exc), "body", "status") from None
     return SessionPublic.of(session, await store.queue_position(session.session_name))

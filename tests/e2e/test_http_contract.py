@@ -286,3 +286,14 @@ async def test_an_agent_lists_what_it_holds_and_hears_when_it_loses_a_session(
         assert (
             await http.get(f"{deployment.workbench}/api/agents/carol/sessions", headers=carol)
         ).json() == []
+
+
+async def test_a_payload_json_cannot_carry_is_422(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        for body in (b'{"n": -10292070830831252779590221824}', b'{"s": "\\ud994"}'):
+            answer = await http.post(
+                f"{deployment.chatbot}/api/events/broadcast",
+                content=body,
+                headers={**deployment.service_headers(), "Content-Type": "application/json"},
+            )
+            assert answer.status_code == 422, body

@@ -31,7 +31,7 @@ from infrastructure.auth.dependencies import (
     set_auth_cookie,
 )
 from infrastructure.auth.tokens import Role, issue_token
-from infrastructure.config import Settings, get_settings
+from infrastructure.config import Settings
 
 EXISTING_SESSIONS = {"s1", "s2"}
 
@@ -42,7 +42,7 @@ class TakeoverBody(BaseModel):
 
 def build_app(settings: Settings, lookups: list[str]) -> FastAPI:
     app = FastAPI()
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
 
     def lookup(session_name: str) -> dict[str, Any]:
         lookups.append(session_name)

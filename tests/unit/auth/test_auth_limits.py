@@ -30,7 +30,7 @@ from infrastructure.auth.limits import (
     require_last_event_id,
 )
 from infrastructure.auth.tokens import Principal, Role, issue_token
-from infrastructure.config import Settings, get_settings
+from infrastructure.config import Settings
 from tests.support.processes import free_port
 from tests.support.redis_server import RedisServer
 
@@ -129,7 +129,7 @@ def test_invalid_limits() -> None:
 
 def stream_app(settings: Settings) -> FastAPI:
     app = FastAPI()
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
 
     @app.get("/api/sessions/{session_name}/events")
     async def events(
@@ -222,7 +222,7 @@ async def test_enforce_rate_limit_raises_429_with_retry_after() -> None:
 async def test_rate_limited_route_is_429() -> None:
     settings = make_settings(RATE_LIMIT_PER_MINUTE=60, RATE_LIMIT_BURST=2)
     app = FastAPI()
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
 
     @app.post("/api/sessions/{session_name}/messages")
     async def message(session_name: str, principal: RateLimitedPrincipal) -> dict[str, str]:
