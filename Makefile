@@ -73,7 +73,8 @@ test: venv sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv
-	$(PY) -m bench
+	@$(PY) -c 'import matplotlib, numpy' 2>/dev/null || $(PY) -m pip install --quiet -e '.[$(EXTRAS),bench]'
+	$(PY) -m bench $(BENCH_ARGS)
 
 soak: venv
 	$(PY) -m bench.soak

@@ -1,0 +1,188 @@
+"""The processes a benchmark run starts, and what /proc says about them.
+
+Everything listens on 127.0.0.1 on free ports; everything is stopped by the PID it
+was started with (tests.support's RedisServer and ServiceProcess do exactly that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.processes import ServiceProcess
+from tests.support.redis_server import RedisServer
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+CHATBOT_APP = "products.ai_chatbot.main:app"
+WORKBENCH_APP = "products.agent_workbench.main:app"
+NAIVE_APP = "bench.baselines.naive:app"
+
+#: uvicorn as it would run in production: uvloop + httptools, no per-request access log.
+UVICORN_ARGS = [
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+    "--backlog",
+    "4096",
+    # The generator's publisher connections stay open across a long connect phase.
+    "--timeout-keep-alive",
+    "600",
+]
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit (children inherit it). Returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1_048_576
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid`` in clock ticks."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def machine_busy_ticks() -> int:
+    """All CPUs' non-idle time (user, nice, system, irq, softirq, steal) from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def fd_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+class CpuMeter:
+    """CPU share of some PIDs between ``start()`` and ``stop()``, in % of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.t0 = 0.0
+        self.ticks0: dict[str, int] = {}
+        self.busy0 = 0
+        self.result: dict[str, float] = {}
+
+    def start(self) -> CpuMeter:
+        self.t0 = time.monotonic()
+        self.ticks0 = {name: cpu_ticks(pid) for name, pid in self.pids.items()}
+        self.busy0 = machine_busy_ticks()
+        return self
+
+    def read(self) -> dict[str, float]:
+        """% of one core per PID, and ``others``: the rest of the machine's busy time
+        (other people's tests on a shared machine make the figures noisy: it shows)."""
+        wall = max(time.monotonic() - self.t0, 1e-6)
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                out[name] = 100.0 * (cpu_ticks(pid) - self.ticks0[name]) / CLK_TCK / wall
+            except OSError:
+                out[name] = float("nan")
+        busy = 100.0 * (machine_busy_ticks() - self.busy0) / CLK_TCK / wall
+        out["others"] = round(max(0.0, busy - sum(v for v in out.values() if v == v)), 1)
+        return out
+
+    def stop(self) -> dict[str, float]:
+        self.result = self.read()
+        return self.result
+
+
+class BenchRedis(RedisServer):
+    """RedisServer with room for the naive design's one-connection-per-browser."""
+
+    def _args(self) -> list[str]:
+        return [*super()._args(), "--maxclients", "50000", "--tcp-backlog", "4096"]
+
+
+@dataclass
+class Stack:
+    """Redis plus the services of one target (``product`` or ``naive``)."""
+
+    target: str
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    redis: BenchRedis | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        assert self.redis is not None
+        return {
+            "REDIS_URL": self.redis.url,
+            "AUTH_SECRET": self.secret,
+            "MAX_STREAMS_PER_TOKEN": "100000",
+            "MAX_STREAMS_TOTAL": "100000",
+            "RATE_LIMIT_PER_MINUTE": "100000000",
+            "RATE_LIMIT_BURST": "10000000",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start(self, workbench: bool = False) -> Stack:
+        self.redis = BenchRedis().start()
+        env = self.env()
+        try:
+            if self.target == "product":
+                self.services["chatbot"] = ServiceProcess(
+                    CHATBOT_APP, env=env, extra_args=UVICORN_ARGS
+                ).start()
+                if workbench:
+                    self.services["workbench"] = ServiceProcess(
+                        WORKBENCH_APP, env=env, extra_args=UVICORN_ARGS
+                    ).start()
+            else:
+                self.services["naive"] = ServiceProcess(
+                    NAIVE_APP, env=env, extra_args=UVICORN_ARGS
+                ).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def main(self) -> ServiceProcess:
+        """The service the bus scenarios publish to and subscribe on."""
+        return self.services["chatbot" if self.target == "product" else "naive"]
+
+    def pids(self) -> dict[str, int]:
+        out = {name: svc.pid for name, svc in self.services.items()}
+        if self.redis is not None:
+            out["redis"] = self.redis.pid
+        return out
+
+    def stop(self) -> None:
+        for svc in self.services.values():
+            try:
+                svc.stop(timeout=10)
+            except Exception:
+                svc.kill()
+        self.services.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None

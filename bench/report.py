@@ -1,0 +1,218 @@
+"""Results: one JSON line per run, a markdown table, a PNG figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+#: (scenario, label, key, better, target): the rows of the table.
+ROWS: list[tuple[str, str, str, str, str]] = [
+    ("a", "p50 latency (ms)", "p50_ms", "lower", ""),
+    ("a", "p99 latency (ms)", "p99_ms", "lower", "<= 0.5"),
+    ("a", "loss %", "loss_pct", "lower", "0"),
+    ("a", "server CPU % (of one core)", "server_cpu_pct", "lower", "<= 10"),
+    ("a", "Redis connections", "redis_connections", "lower", ""),
+    ("b", "p50 latency (ms)", "p50_ms", "lower", ""),
+    ("b", "p99 latency (ms)", "p99_ms", "lower", "<= 15"),
+    ("b", "delivered events/s", "delivered_events_per_s", "higher", "20,000"),
+    ("b", "loss %", "loss_pct", "lower", "0"),
+    ("b", "server CPU %", "server_cpu_pct", "lower", "<= 30"),
+    ("c", "connected", "subscribers_connected", "higher", "10,000"),
+    ("c", "live (received their event)", "live", "higher", "10,000"),
+    ("c", "server RSS per connection (KB)", "rss_per_conn_kb", "lower", "<= 20"),
+    ("c", "time to open (s)", "open_seconds", "lower", "<= 3"),
+    ("c", "Redis connections", "redis_connections", "lower", "<= 2 + pool"),
+    ("c", "idle server CPU %", "idle_server_cpu_pct", "lower", ""),
+    (
+        "d",
+        "max delivered events/s (p99 <= 100 ms, 0 lost)",
+        "max_ok_delivered_events_per_s",
+        "higher",
+        ">= 20k, then >= 30k",
+    ),
+    ("d", "p99 at that rate (ms)", "p99_ms", "lower", ""),
+    ("d", "server CPU % at that rate", "server_cpu_pct", "lower", ""),
+    ("e", "p50 latency chatbot -> agent stream (ms)", "p50_ms", "lower", ""),
+    ("e", "p99 latency (ms)", "p99_ms", "lower", ""),
+    ("e", "loss %", "loss_pct", "lower", "0"),
+    ("e", "server CPU % (chatbot + workbench)", "server_cpu_pct", "lower", ""),
+]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _ratio(p: Any, n: Any) -> str:
+    if not isinstance(p, int | float) or not isinstance(n, int | float) or n == 0:
+        return "-"
+    return f"{p / n:.2f}x"
+
+
+def markdown(run: dict[str, Any]) -> str:
+    res = run["results"]
+    prod, naive = res.get("product", {}), res.get("naive", {})
+    lines = [
+        f"# Benchmark {run['time']} (git {run['git']})",
+        "",
+        f"`python -m bench --scenario {','.join(run['args']['scenarios'])} --duration "
+        f"{run['args']['duration']:g}{' --quick' if run['args']['quick'] else ''}` on "
+        f"{run['machine']['cpus']} CPUs, Python {run['machine']['python']}, generator, Redis "
+        f"and the services on the same machine; total {run.get('total_seconds', '?')} s.",
+        "",
+        "ratio = product / naive (below 1 is better where lower is better).",
+        "",
+        "| scen. | metric | product | naive | ratio | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scen, label, key, _better, target in ROWS:
+        if scen not in prod and scen not in naive:
+            continue
+        p = prod.get(scen, {}).get(key)
+        n = naive.get(scen, {}).get(key)
+        lines.append(f"| {scen} | {label} | {_fmt(p)} | {_fmt(n)} | {_ratio(p, n)} | {target} |")
+    lines += ["", "## Generator and notes", ""]
+    for target, scenarios in res.items():
+        for scen, r in scenarios.items():
+            bits = []
+            if "generator_cpu_pct" in r:
+                g = r["generator_cpu_pct"]
+                bits.append(f"generator CPU {g} %{' (SATURATED)' if g >= 85 else ''}")
+            if "others_cpu_pct" in r:
+                bits.append(f"other processes on the machine {r['others_cpu_pct']} %")
+            for k in (
+                "subscribers_connected",
+                "connect_errors",
+                "publish_errors",
+                "duplicates",
+                "out_of_order",
+                "lost",
+                "wall_seconds",
+            ):
+                if k in r:
+                    bits.append(f"{k} {r[k]}")
+            if r.get("connect_error_samples"):
+                bits.append(f"connect errors e.g. {r['connect_error_samples'][:2]}")
+            if r.get("publish_error_samples"):
+                bits.append(f"publish errors e.g. {r['publish_error_samples'][:2]}")
+            if r.get("error"):
+                bits.append(f"ERROR {r['error']}")
+            if r.get("skipped"):
+                bits.append(f"skipped: {r['skipped']}")
+            lines.append(f"- {target} ({scen}): " + "; ".join(str(b) for b in bits))
+    if run["machine"].get("fd_note"):
+        lines.append(f"- note: {run['machine']['fd_note']}")
+    for target, scenarios in res.items():
+        steps = scenarios.get("d", {}).get("steps")
+        if not steps:
+            continue
+        lines += [
+            "",
+            f"### (d) ramp, {target}",
+            "",
+            "| offered ev/s | published msg/s | delivered ev/s | p50 ms | p99 ms | lost | "
+            "server CPU % | redis CPU % | generator CPU % | others CPU % | ok |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for s in steps:
+            lines.append(
+                f"| {_fmt(float(s['offered_events_per_s']))} | {_fmt(s['published_per_s'])} | "
+                f"{_fmt(s['delivered_events_per_s'])} | {_fmt(s['p50_ms'])} | "
+                f"{_fmt(s['p99_ms'])} | {s['lost']} | {s['server_cpu_pct']} | "
+                f"{s['redis_cpu_pct']} | {s['generator_cpu_pct']} | "
+                f"{s.get('others_cpu_pct', '-')} | {'yes' if s['ok'] else 'no'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(run: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    styles = {"product": "-", "naive": "--"}
+    colors = {"a": "C0", "b": "C1", "c": "C2", "d": "C3", "e": "C4"}
+    for target, scenarios in run["results"].items():
+        for scen, r in scenarios.items():
+            cdf = r.get("latency_cdf")
+            if not cdf:
+                continue
+            ys = np.linspace(0, 100, len(cdf))
+            ax1.plot(
+                np.maximum(cdf, 1e-3),
+                ys,
+                styles.get(target, ":"),
+                color=colors.get(scen),
+                label=f"{target} ({scen})",
+            )
+    ax1.set_xscale("log")
+    ax1.set_xlabel("latency, send -> receive (ms, log)")
+    ax1.set_ylabel("percentile")
+    ax1.set_title("latency distribution (CDF)")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=8)
+    top = 1.0
+    for target, scenarios in run["results"].items():
+        steps = scenarios.get("d", {}).get("steps") or []
+        if steps:
+            xs = [s["offered_events_per_s"] for s in steps]
+            ys = [s["delivered_events_per_s"] for s in steps]
+            top = max(top, *xs, *ys)
+            ax2.plot(xs, ys, "o" + styles.get(target, ":"), label=f"{target} (d ramp)")
+            for s in steps:
+                if not s["ok"]:
+                    ax2.annotate(
+                        "p99>100ms or loss",
+                        (s["offered_events_per_s"], s["delivered_events_per_s"]),
+                        fontsize=7,
+                    )
+        for scen in ("a", "b", "e"):
+            r = scenarios.get(scen, {})
+            if r.get("offered_events_per_s") and r.get("delivered_events_per_s"):
+                ax2.plot(
+                    [r["offered_events_per_s"]],
+                    [r["delivered_events_per_s"]],
+                    "s",
+                    color=colors[scen],
+                    label=f"{target} ({scen})",
+                    fillstyle="full" if target == "product" else "none",
+                )
+    ax2.plot([0, top], [0, top], ":", color="grey", label="delivered = offered")
+    ax2.set_xlabel("offered events/s")
+    ax2.set_ylabel("delivered events/s")
+    ax2.set_title("delivered vs offered")
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"SSE bus benchmark {run['time']} (git {run['git']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_reports(run: dict[str, Any], out: Path, plot_png: bool = True, **kw: Any) -> list[Path]:
+    plot_png = kw.get("plot", plot_png)
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "runs.jsonl"
+    with jsonl.open("ab") as f:
+        f.write(orjson.dumps(run) + b"\n")
+    md = out / "latest.md"
+    md.write_text(markdown(run))
+    paths = [jsonl, md]
+    if plot_png:
+        png = out / "latest.png"
+        plot(run, png)
+        paths.append(png)
+    return paths
