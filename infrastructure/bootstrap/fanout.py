@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from typing import Any, Final
 
 import orjson
@@ -270,6 +270,19 @@ class Listener:
                 parts.append(b"id: " + format_cursor(self.cursor).encode() + b"\n")
             parts.append(item.data)
         return b"".join(parts)
+
+
+async def envelopes(listener: Listener) -> AsyncGenerator[dict[str, Any], None]:
+    """A listener's events as envelopes (the seed's ``subscribe`` generators), until it
+    is closed; heartbeats and id-only markers are not events."""
+    while True:
+        try:
+            batch = await listener.next_batch()
+        except ListenerClosed:
+            return
+        for item in batch:
+            if isinstance(item, Event) and not item.id_only:
+                yield item.envelope()
 
 
 def format_cursor(cursor: Sequence[tuple[str, str]]) -> str:

@@ -42,8 +42,8 @@ from infrastructure.bootstrap.fanout import (
     ORIGIN_ID,
     Event,
     Listener,
-    ListenerClosed,
     LocalHub,
+    envelopes,
     id_key,
 )
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
@@ -323,14 +323,9 @@ class RedisSseManager:
         listener = Listener([channel], self.settings.SSE_QUEUE_MAXSIZE)
         await self.attach(listener)
         try:
-            while True:
-                try:
-                    batch = await listener.next_batch()
-                except ListenerClosed:
-                    return
-                for item in batch:
-                    if isinstance(item, Event) and not item.id_only:
-                        yield item.envelope()
+            async with contextlib.aclosing(envelopes(listener)) as events:
+                async for envelope in events:
+                    yield envelope
         finally:
             self.detach(listener)
 

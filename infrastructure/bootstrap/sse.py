@@ -17,7 +17,7 @@ import importlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from infrastructure.bootstrap.fanout import Event, Listener, ListenerClosed, LocalHub
+from infrastructure.bootstrap.fanout import Event, Listener, LocalHub, envelopes
 from infrastructure.bootstrap.history import MemoryHistory, parse_cursor
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, Target, build_envelope, dumps
@@ -151,14 +151,9 @@ class SseBus:
     ) -> AsyncGenerator[dict[str, Any], None]:
         listener = await self.open([target], last_event_id)
         try:
-            while True:
-                try:
-                    batch = await listener.next_batch()
-                except ListenerClosed:
-                    return
-                for item in batch:
-                    if isinstance(item, Event) and not item.id_only:
-                        yield item.envelope()
+            async with contextlib.aclosing(envelopes(listener)) as events:
+                async for envelope in events:
+                    yield envelope
         finally:
             self.close(listener)
 
@@ -256,14 +251,9 @@ async def _subscribe_from_memory(target: str | Target) -> AsyncGenerator[dict[st
     listener = Listener([bus.channel(target)], bus.settings.SSE_QUEUE_MAXSIZE)
     bus.hub.add(listener)
     try:
-        while True:
-            try:
-                batch = await listener.next_batch()
-            except ListenerClosed:
-                return
-            for item in batch:
-                if isinstance(item, Event) and not item.id_only:
-                    yield item.envelope()
+        async with contextlib.aclosing(envelopes(listener)) as events:
+            async for envelope in events:
+                yield envelope
     finally:
         bus.close(listener)
 

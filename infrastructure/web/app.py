@@ -37,6 +37,8 @@ from infrastructure.web.shared_routes import router as shared_router
 logger = logging.getLogger(__name__)
 
 #: Extra startup/shutdown of a service: receives the app, yields while it serves.
+SHARED_STATIC_DIR = Path(__file__).parent / "static"
+
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
@@ -89,6 +91,8 @@ def create_service_app(
         app.include_router(router)
     if static_dir is not None:
         app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    # What both pages share (the stream client, the API client).
+    app.mount("/shared", StaticFiles(directory=SHARED_STATIC_DIR), name="shared")
     if settings.CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,

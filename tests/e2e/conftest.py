@@ -42,8 +42,11 @@ class Deployment:
         return {"Authorization": f"Bearer {self.token(Role.SERVICE, 'tests')}"}
 
 
-def start_deployment(replicas: int = 1, **env: str) -> Deployment:
-    redis = RedisServer()
+def start_deployment(
+    replicas: int = 1, redis: RedisServer | None = None, **env: str
+) -> Deployment:
+    """Redis (a new one, or the caller's: say, with AOF on) and both services."""
+    redis = redis or RedisServer()
     redis.start()
     secret = secrets.token_urlsafe(48)
     base_env = {

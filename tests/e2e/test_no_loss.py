@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,15 +18,11 @@ import httpx
 import pytest
 
 from infrastructure.auth.tokens import Role
-from infrastructure.config import Settings
 from tests.e2e.conftest import (
-    CHATBOT_APP,
-    WORKBENCH_APP,
     Deployment,
     start_deployment,
     stop_deployment,
 )
-from tests.support.processes import ServiceProcess
 from tests.support.redis_server import RedisServer
 from tests.support.sse_client import SseEvent, SseStream
 
@@ -48,32 +43,6 @@ def deployed(replicas: int = 1, **env: str) -> Iterator[Deployment]:
         yield d
     finally:
         stop_deployment(d)
-
-
-def start_deployment_on(redis: RedisServer, replicas: int = 1, **env: str) -> Deployment:
-    """Like ``start_deployment``, on a redis-server the caller built (say, with AOF on)."""
-    redis.start()
-    secret = secrets.token_urlsafe(48)
-    base_env = {
-        "REDIS_URL": redis.url,
-        "AUTH_SECRET": secret,
-        "SSE_HEARTBEAT_SECONDS": "1",
-        **BASE_ENV,
-        **env,
-    }
-    settings = Settings(_env_file=None, REDIS_URL=redis.url, AUTH_SECRET=secret)
-    started: list[ServiceProcess] = []
-    try:
-        chatbots = [ServiceProcess(CHATBOT_APP, env=base_env).start() for _ in range(replicas)]
-        started += chatbots
-        workbenches = [ServiceProcess(WORKBENCH_APP, env=base_env).start() for _ in range(replicas)]
-        started += workbenches
-    except BaseException:
-        for process in started:
-            process.stop()
-        redis.stop()
-        raise
-    return Deployment(redis, chatbots, workbenches, settings)
 
 
 async def new_session(http: httpx.AsyncClient, d: Deployment) -> str:
@@ -281,7 +250,7 @@ OUTAGE_EVENTS = 1_000
 
 async def test_redis_killed_and_restarted_with_aof_loses_nothing() -> None:
     redis = RedisServer(appendonly=True)
-    d = start_deployment_on(redis)
+    d = start_deployment(redis=redis, **BASE_ENV)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             name = await new_session(http, d)

@@ -1,7 +1,8 @@
 // The agent workbench: sign in, watch the queue live, take over, chat, release.
 // Plain ES module, no build step. Login and held sessions survive a reload (sessionStorage).
 
-import { LiveStream } from "/static/stream.js";
+import { makeApi } from "/shared/http.js";
+import { LiveStream } from "/shared/stream.js";
 
 const AUTH_KEY = "cs-agent-auth";
 const HELD_KEY = "cs-agent-held";
@@ -22,48 +23,11 @@ const state = {
 
 // --- HTTP -----------------------------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail || `HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-function detailOf(body) {
-  if (!body || body.detail === undefined) return "";
-  if (typeof body.detail === "string") return body.detail;
-  if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg || String(d)).join("; ");
-  return JSON.stringify(body.detail);
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, "the service cannot be reached");
-  }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (!response.ok) {
-    if (response.status === 401 && state.token) {
-      logout("Your sign-in has expired. Please sign in again.");
-    }
-    throw new ApiError(response.status, detailOf(data));
-  }
-  return data;
-}
+const api = makeApi({
+  getToken: () => state.token,
+  unreachable: "the service cannot be reached",
+  onUnauthorized: () => logout("Your sign-in has expired. Please sign in again."),
+});
 
 const sessionPath = (name) => `/api/sessions/${encodeURIComponent(name)}`;
 

@@ -1,7 +1,8 @@
 // The customer chat page: start a chat, talk to the bot, ask for a human ("转人工").
 // Plain ES module, no build step. State survives a reload through sessionStorage.
 
-import { LiveStream } from "/static/stream.js";
+import { makeApi } from "/shared/http.js";
+import { LiveStream } from "/shared/stream.js";
 
 const STORAGE_KEY = "cs-chat-session";
 const TYPING_STALE_MS = 30000;
@@ -26,43 +27,10 @@ const state = {
 
 // --- HTTP -----------------------------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail || `HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-function detailOf(body) {
-  if (!body || body.detail === undefined) return "";
-  if (typeof body.detail === "string") return body.detail;
-  if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg || String(d)).join("; ");
-  return JSON.stringify(body.detail);
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError(0, "The service cannot be reached right now. Please try again.");
-  }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (!response.ok) throw new ApiError(response.status, detailOf(data));
-  return data;
-}
+const api = makeApi({
+  getToken: () => state.token,
+  unreachable: "The service cannot be reached right now. Please try again.",
+});
 
 const sessionPath = () => `/api/sessions/${encodeURIComponent(state.name)}`;
 
