@@ -53,15 +53,29 @@ from infrastructure.events import EventType, build_envelope, dumps
 logger = logging.getLogger(__name__)
 
 # KEYS: history stream, epoch key. ARGV: channel, body, maxlen, ttl ms, candidate
-# epoch, tag. A Stream that does not exist gets a new epoch, even if an old
-# epoch key survived it: its ids restart from nothing the client has seen.
+# epoch, tag, publisher uid, check. A Stream that does not exist gets a new epoch,
+# even if an old epoch key survived it: its ids restart from nothing the client
+# has seen. With check = '1' (a retry, or an outbox flush after a failed attempt,
+# when Redis may have run the first attempt and only its reply was lost) the newest
+# entries are searched for the uid first: the event is never written twice.
 _PUBLISH_LUA = """
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
+  local recent = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 64)
+  for _, entry in ipairs(recent) do
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'u' and fields[i + 1] == ARGV[7] then
+        return {redis.call('GET', KEYS[2]) or '', entry[1], 'dup'}
+      end
+    end
+  end
+end
 local epoch = redis.call('GET', KEYS[2])
 if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then
   epoch = ARGV[5]
   redis.call('SET', KEYS[2], epoch)
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[2])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[2], 'u', ARGV[7])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. id .. ' ' .. ARGV[6] .. ' ' .. ARGV[2])
@@ -80,6 +94,9 @@ class _PendingOutbox:
     channel: str
     body: bytes
     tag: str
+    uid: str
+    #: Redis may have run it (the reply was lost): look for it before writing.
+    attempted: bool
 
 
 class RedisUnavailable(RuntimeError):
@@ -121,6 +138,10 @@ class RedisSseManager:
         self._pending_replays: dict[Listener, list[tuple[str, str]]] = {}
         self._positions_wanted: dict[str, asyncio.Future[None]] = {}
         self._outbox: deque[_PendingOutbox] = deque()
+        self._outbox_retry: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        self._uid_prefix = new_epoch()[:8] + ":"
+        self._uid_seq = 0
         self._skip_tags: set[str] = set()
         self._tag_seq = 0
         self._script: Any = None
@@ -189,12 +210,12 @@ class RedisSseManager:
                     self.outbox_size(),
                     exc,
                 )
-        for task in (self._reader, self._flusher, self._position_reader):
+        for task in (self._reader, self._flusher, self._position_reader, self._outbox_retry):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._reader = self._flusher = self._position_reader = None
+        self._reader = self._flusher = self._position_reader = self._outbox_retry = None
         await self._drop_pubsub()
         if self._redis is not None:
             await self._redis.aclose()
@@ -217,26 +238,38 @@ class RedisSseManager:
         waits in the outbox, in order, until Redis is back.
         """
         body = _as_body(message)
+        self._uid_seq += 1
+        uid = f"{self._uid_prefix}{self._uid_seq:x}"
+        attempted = False
         if self.connected and not self._outbox:
-            try:
-                epoch, event_id = await self._run_publish(channel, body, _NO_TAG)
-            except (RedisError, OSError) as exc:
-                self.last_error = repr(exc)
-                logger.warning("publish to Redis failed (%r): kept in the outbox", exc)
-                # Events published before this one may still sit unread in the
-                # subscriber's socket: let it drain them (it meets the same dead
-                # server, so it notices at once) before this one is delivered here,
-                # so that local listeners keep the publishing order.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._lost.wait(), self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+            attempted = True
+            # Twice at most: a pooled connection may be stale (Redis restarted since
+            # it was last used); the second try runs on a fresh one, checking by uid
+            # that the first did not get through.
+            for attempt in range(2):
+                try:
+                    epoch, event_id = await self._run_publish(
+                        channel, body, _NO_TAG, uid, check=attempt > 0
                     )
-            else:
+                except (RedisError, OSError) as exc:
+                    self.last_error = repr(exc)
+                    continue
                 self.published += 1
                 return Event(channel, epoch, event_id, body)
-        return self._keep_for_later(channel, body)
+            logger.warning("publish to Redis failed (%s): kept in the outbox", self.last_error)
+            # Events published before this one may still sit unread in the
+            # subscriber's socket: let it drain them (it meets the same dead server,
+            # so it notices at once) before this one is delivered here, so that local
+            # listeners keep the publishing order.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._lost.wait(), self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+                )
+        return self._keep_for_later(channel, body, uid, attempted)
 
-    async def _run_publish(self, channel: str, body: bytes, tag: str) -> tuple[str, str]:
+    async def _run_publish(
+        self, channel: str, body: bytes, tag: str, uid: str, check: bool = False
+    ) -> tuple[str, str]:
         settings = self.settings
         result = await self._script(
             keys=[self.stream_key(channel), self.epoch_key(channel)],
@@ -247,11 +280,15 @@ class RedisSseManager:
                 settings.SSE_HISTORY_TTL_SECONDS * 1000,
                 new_epoch(),
                 tag,
+                uid,
+                "1" if check else "0",
             ],
         )
+        if len(result) > 2:  # already written by an earlier attempt: nothing published
+            self._skip_tags.discard(tag)
         return result[0].decode(), result[1].decode()
 
-    def _keep_for_later(self, channel: str, body: bytes) -> Event:
+    def _keep_for_later(self, channel: str, body: bytes, uid: str, attempted: bool) -> Event:
         event = Event(channel, "", "", body)
         if len(self._outbox) >= self.settings.SSE_OUTBOX_MAXSIZE:
             lost = self._outbox.popleft()
@@ -264,24 +301,48 @@ class RedisSseManager:
             )
         self._tag_seq += 1
         tag = f"{self._control[-10:]}{self._tag_seq}"
-        self._outbox.append(_PendingOutbox(channel, body, tag))
+        self._outbox.append(_PendingOutbox(channel, body, tag, uid, attempted))
         self.hub.dispatch(event)
+        if self.connected:
+            # The subscriber is up (only this command failed): do not wait for a
+            # reconnect that may never come to write the outbox.
+            self._start_outbox_retry()
         return event
+
+    def _start_outbox_retry(self) -> None:
+        if self._outbox_retry is None or self._outbox_retry.done():
+            self._outbox_retry = asyncio.create_task(self._retry_outbox())
+
+    async def _retry_outbox(self) -> None:
+        delay = self.settings.REDIS_RECONNECT_MIN_SECONDS
+        while self._outbox and self.connected and not self._closing:
+            try:
+                await self._flush_outbox_once()
+            except (RedisError, OSError) as exc:
+                self.last_error = repr(exc)
+                await asyncio.sleep(random.uniform(0, delay))  # backoff between tries
+                delay = min(delay * 2, self.settings.REDIS_RECONNECT_MAX_SECONDS)
 
     def outbox_size(self) -> int:
         return len(self._outbox)
 
     async def _flush_outbox_once(self) -> None:
-        while self._outbox:
-            item = self._outbox[0]
-            self._skip_tags.add(item.tag)
-            try:
-                await self._run_publish(item.channel, item.body, item.tag)
-            except (RedisError, OSError):
-                self._skip_tags.discard(item.tag)
-                raise
-            self._outbox.popleft()
-            self.published += 1
+        # One flusher at a time (the reconnect path and the retry task): the head
+        # of the outbox is written once.
+        async with self._flush_lock:
+            while self._outbox:
+                item = self._outbox[0]
+                self._skip_tags.add(item.tag)
+                try:
+                    await self._run_publish(
+                        item.channel, item.body, item.tag, item.uid, check=item.attempted
+                    )
+                except (RedisError, OSError):
+                    self._skip_tags.discard(item.tag)
+                    item.attempted = True
+                    raise
+                self._outbox.popleft()
+                self.published += 1
 
     # --- subscribing ---
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from infrastructure.auth.logging import install_log_redaction
 from infrastructure.auth.tokens import check_auth_secret
@@ -68,7 +71,7 @@ def create_service_app(
         await bus.start()
         sse.set_sse_bus(bus)
         app.state.bus = bus
-        app.state.store = _build_store(bus, settings)
+        app.state.store, close_store = _build_store(bus, settings)
         restore = _end_streams_on_signal(bus)
         try:
             if extra_lifespan is None:
@@ -79,6 +82,7 @@ def create_service_app(
         finally:
             restore()
             await bus.stop()
+            await close_store()
             sse.set_sse_bus(None)
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
@@ -105,10 +109,31 @@ def create_service_app(
     return app
 
 
-def _build_store(bus: SseBus, settings: Settings) -> SessionStore:
-    if bus.manager is not None:
-        return RedisSessionStore(bus.manager.redis, settings)
-    return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS)
+def _build_store(
+    bus: SseBus, settings: Settings
+) -> tuple[SessionStore, Callable[[], Awaitable[None]]]:
+    """The session store and how to close it.
+
+    In Redis mode the store has a pool of its own, with one retry: after Redis
+    restarts, every pooled connection is stale once, and a user's request should
+    not fail for that. (The bus's pool retries nothing by itself: it decides.)
+    """
+    if bus.manager is None:
+
+        async def nothing() -> None:
+            return None
+
+        return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.REDIS_URL,
+        max_connections=settings.REDIS_POOL_SIZE,
+        timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1),
+    )
+    client = aioredis.Redis.from_pool(pool)
+    return RedisSessionStore(client, settings), client.aclose
 
 
 def _end_streams_on_signal(bus: SseBus) -> Callable[[], None]:
