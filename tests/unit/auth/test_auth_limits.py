@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from infrastructure.auth.dependencies import SessionStreamAccess
 from infrastructure.auth.limits import (
-    LAST_EVENT_ID_PATTERN,
     JSONTooDeep,
     MemoryRateLimiter,
     RateDecision,
@@ -23,11 +22,8 @@ from infrastructure.auth.limits import (
     StreamSlotsDep,
     check_json_depth,
     enforce_rate_limit,
-    format_last_event_id,
     hold_while,
-    parse_last_event_id,
     require_json_depth,
-    require_last_event_id,
 )
 from infrastructure.auth.tokens import Principal, Role, issue_token
 from infrastructure.config import Settings
@@ -366,65 +362,3 @@ def test_json_too_deep_is_a_value_error_and_422() -> None:
         require_json_depth({"a": {"b": {}}}, 2)
     assert info.value.status_code == 422
     require_json_depth({"a": {"b": {}}}, 3)
-
-
-# --- Last-Event-ID --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("e1.1703246400000-0", [("e1", "1703246400000-0")]),
-        ("e1.5-1,zz9.0-0", [("e1", "5-1"), ("zz9", "0-0")]),
-        ("0.007-010", [("0", "7-10")]),  # canonical numbers
-        ("a" * 16 + ".18446744073709551615-0", [("a" * 16, "18446744073709551615-0")]),
-    ],
-)
-def test_parse_last_event_id(value: str | None, expected: list[tuple[str, str]] | None) -> None:
-    assert parse_last_event_id(value) == expected
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        "1703246400000-0",  # no epoch
-        "e1.5",
-        "e1.5-",
-        "e1.-5",
-        "E1.5-1",  # upper case epoch
-        "e1.5-1,",
-        ",e1.5-1",
-        "e1.5-1,,e2.5-1",
-        "e1.5-1 ",
-        " e1.5-1",
-        "e1.5-1\n",
-        "e1.5-1\r\n",
-        "e1.5-1, e2.5-1",
-        "e1.١٢-3",  # Arabic-Indic digits match \\d, not the format
-        "e1.5-1;e2.5-1",
-        "a" * 17 + ".5-1",
-        "e1." + "1" * 21 + "-0",
-        "e1.18446744073709551616-0",  # 2**64: not a Redis Stream id
-        "e1.0-18446744073709551616",
-        "e1.5-1," * 200 + "e1.5-1",  # too long
-        "$",
-        "+",
-        "-",
-        "e1.*-*",
-    ],
-)
-def test_malformed_last_event_id_is_value_error_and_400(value: str) -> None:
-    with pytest.raises(ValueError, match="Last-Event-ID"):
-        parse_last_event_id(value)
-    with pytest.raises(HTTPException) as info:
-        require_last_event_id(value)
-    assert info.value.status_code == 400
-    assert info.value.detail == "malformed Last-Event-ID"  # the value is never echoed
-
-
-def test_format_is_the_inverse_of_parse() -> None:
-    positions = [("e1", "1703246400000-0"), ("b", "1-2")]
-    assert parse_last_event_id(format_last_event_id(positions)) == positions
-    assert LAST_EVENT_ID_PATTERN.startswith("^")
