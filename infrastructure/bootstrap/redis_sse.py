@@ -141,6 +141,7 @@ class RedisSseManager:
         self._outbox_retry: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._uid_prefix = new_epoch()[:8] + ":"
+        self._epoch_base = new_epoch()[:6]
         self._uid_seq = 0
         self._skip_tags: set[str] = set()
         self._tag_seq = 0
@@ -278,7 +279,9 @@ class RedisSseManager:
                 body,
                 settings.SSE_HISTORY_LENGTH,
                 settings.SSE_HISTORY_TTL_SECONDS * 1000,
-                new_epoch(),
+                # The epoch a new Stream would get: unique per process and publish is
+                # enough (epochs only need to differ between generations of one channel).
+                f"{self._epoch_base}{self._uid_seq:x}"[:16],
                 tag,
                 uid,
                 "1" if check else "0",

@@ -40,7 +40,7 @@ from products.ai_chatbot.schemas import (
 )
 
 
-def get_responder(request: Request) -> Responder:
+async def get_responder(request: Request) -> Responder:
     responder: Responder = request.app.state.responder
     return responder
 
