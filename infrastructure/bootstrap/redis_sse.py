@@ -33,9 +33,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from infrastructure.bootstrap.fanout import (
     ORIGIN_EPOCH,
@@ -47,6 +45,7 @@ from infrastructure.bootstrap.fanout import (
     id_key,
 )
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
+from infrastructure.bootstrap.redis_client import make_redis_client
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
 
@@ -159,19 +158,8 @@ class RedisSseManager:
         not: the manager keeps trying in the background and serves local listeners
         meanwhile (the outage mode)."""
         if self._redis is None:
-            # A blocking pool: a burst beyond REDIS_POOL_SIZE (clients of a lost
-            # replica reconnecting together) waits for a connection instead of
-            # failing with MaxConnectionsError.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.settings.REDIS_URL,
-                max_connections=self.settings.REDIS_POOL_SIZE,
-                timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-                socket_timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
-            self._redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+            # redis-py retries nothing here: this manager decides (outbox, uid check).
+            self._redis = make_redis_client(self.settings, retries=0)
             self._script = self._redis.register_script(_PUBLISH_LUA)
         if self._reader is None:
             self._reader = asyncio.create_task(self._run(), name="redis-sse-subscriber")

@@ -17,16 +17,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from infrastructure.auth.logging import install_log_redaction
 from infrastructure.auth.tokens import check_auth_secret
 from infrastructure.bootstrap import sse
+from infrastructure.bootstrap.redis_client import make_redis_client
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings, get_settings
 from infrastructure.metrics import build_registry
@@ -39,9 +37,10 @@ from infrastructure.web.shared_routes import router as shared_router
 
 logger = logging.getLogger(__name__)
 
-#: Extra startup/shutdown of a service: receives the app, yields while it serves.
+#: What both pages share (the stream client, the API client), served at /shared.
 SHARED_STATIC_DIR = Path(__file__).parent / "static"
 
+#: Extra startup/shutdown of a service: receives the app, yields while it serves.
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
@@ -95,7 +94,6 @@ def create_service_app(
         app.include_router(router)
     if static_dir is not None:
         app.mount("/static", StaticFiles(directory=static_dir), name="static")
-    # What both pages share (the stream client, the API client).
     app.mount("/shared", StaticFiles(directory=SHARED_STATIC_DIR), name="shared")
     if settings.CORS_ORIGINS:
         app.add_middleware(
@@ -124,15 +122,7 @@ def _build_store(
             return None
 
         return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.REDIS_URL,
-        max_connections=settings.REDIS_POOL_SIZE,
-        timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 1),
-    )
-    client = aioredis.Redis.from_pool(pool)
+    client = make_redis_client(settings, retries=1)
     return RedisSessionStore(client, settings), client.aclose
 
 
