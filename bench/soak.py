@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -27,12 +26,9 @@ import httpx
 import orjson
 
 from infrastructure.auth.tokens import Role, issue_token
-from infrastructure.config import Settings
+from tests.support.deployment import start_deployment, stop_deployment
 from tests.support.processes import ServiceProcess
 from tests.support.redis_server import RedisServer
-
-CHATBOT_APP = "products.ai_chatbot.main:app"
-WORKBENCH_APP = "products.agent_workbench.main:app"
 
 
 @dataclass
@@ -83,22 +79,15 @@ async def soak(
 ) -> SoakResult:
     """Run the soak against fresh processes it starts and stops itself (127.0.0.1 only)."""
     redis = RedisServer(appendonly=True)
-    redis.start()
-    secret = secrets.token_urlsafe(48)
-    env = {
-        "REDIS_URL": redis.url,
-        "AUTH_SECRET": secret,
-        "SSE_HEARTBEAT_SECONDS": "2",
-        "MAX_STREAMS_PER_TOKEN": "100000",
-        "REDIS_RECONNECT_MAX_SECONDS": "0.5",
-    }
-    settings = Settings(_env_file=None, REDIS_URL=redis.url, AUTH_SECRET=secret)
-    services: list[ServiceProcess] = []
+    deployment = start_deployment(
+        redis=redis,
+        SSE_HEARTBEAT_SECONDS="2",
+        MAX_STREAMS_PER_TOKEN="100000",
+        REDIS_RECONNECT_MAX_SECONDS="0.5",
+    )
+    settings = deployment.settings
+    chatbot, workbench = deployment.chatbots[0], deployment.workbenches[0]
     try:
-        chatbot = ServiceProcess(CHATBOT_APP, env=env).start()
-        services.append(chatbot)
-        workbench = ServiceProcess(WORKBENCH_APP, env=env).start()
-        services.append(workbench)
         service_token = issue_token(settings, Role.SERVICE, "soak")
         state = [_Channel(f"soak-{i}") for i in range(channels)]
         stop_publishing = asyncio.Event()
@@ -184,9 +173,7 @@ async def soak(
             await asyncio.gather(*followers, return_exceptions=True)
         return _tally(state, elapsed, restarts)
     finally:
-        for service in services:
-            service.stop()
-        redis.stop()
+        stop_deployment(deployment)
 
 
 async def _read(response: httpx.Response, channel: _Channel, last_id: str | None) -> str | None:

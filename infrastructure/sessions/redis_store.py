@@ -209,47 +209,39 @@ class RedisSessionStore:
 
     async def queue(self) -> list[Session]:
         names = [_text(n) for n in await self._redis.zrange(self.keys.queue, 0, -1)]
-        if not names:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(self.keys.session(name))
-            hashes = await pipe.execute()
-        waiting: list[Session] = []
-        stale: list[str] = []
-        for name, raw in zip(names, hashes, strict=True):
-            fields = _decode_hash(raw)
-            if fields.get("status") == SessionStatus.WAITING_AGENT:
-                waiting.append(_session_from_hash(name, fields))
-            elif "status" not in fields:
-                stale.append(name)  # the session expired while it waited
+        waiting, stale = await self._load_in(names, SessionStatus.WAITING_AGENT)
         if stale:
-            await self._redis.zrem(self.keys.queue, *stale)
+            await self._redis.zrem(self.keys.queue, *stale)  # expired while they waited
         return waiting
 
     async def held_by(self, agent_id: str) -> list[Session]:
         held = await self._redis.hgetall(self.keys.held)
         names = sorted(_text(n) for n, a in held.items() if _text(a) == agent_id)
+        sessions, stale = await self._load_in(names, SessionStatus.AGENT_ACTIVE)
+        if stale:
+            await self._redis.hdel(self.keys.held, *stale)  # expired while held
+        return [s for s in sessions if s.agent_id == agent_id]
+
+    async def _load_in(
+        self, names: list[str], status: SessionStatus
+    ) -> tuple[list[Session], list[str]]:
+        """The named sessions that are in ``status`` (in order), and the names whose
+        session has expired (for the caller to drop from its index)."""
         if not names:
-            return []
+            return [], []
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.hgetall(self.keys.session(name))
             hashes = await pipe.execute()
-        sessions: list[Session] = []
+        found: list[Session] = []
         stale: list[str] = []
         for name, raw in zip(names, hashes, strict=True):
             fields = _decode_hash(raw)
-            if (
-                fields.get("status") == SessionStatus.AGENT_ACTIVE
-                and fields.get("agent_id") == agent_id
-            ):
-                sessions.append(_session_from_hash(name, fields))
+            if fields.get("status") == status:
+                found.append(_session_from_hash(name, fields))
             elif "status" not in fields:
-                stale.append(name)  # expired while held
-        if stale:
-            await self._redis.hdel(self.keys.held, *stale)
-        return sessions
+                stale.append(name)
+        return found, stale
 
     async def queue_position(self, session_name: str) -> int | None:
         rank = await self._redis.zrank(self.keys.queue, session_name)

@@ -2,80 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from infrastructure.auth.tokens import Role, issue_token
-from infrastructure.config import Settings
-from tests.support.processes import ServiceProcess
-from tests.support.redis_server import RedisServer
-
-CHATBOT_APP = "products.ai_chatbot.main:app"
-WORKBENCH_APP = "products.agent_workbench.main:app"
-
-
-@dataclass
-class Deployment:
-    redis: RedisServer
-    chatbots: list[ServiceProcess]
-    workbenches: list[ServiceProcess]
-    settings: Settings
-
-    @property
-    def chatbot(self) -> str:
-        return self.chatbots[0].url
-
-    @property
-    def workbench(self) -> str:
-        return self.workbenches[0].url
-
-    def token(self, role: Role, subject: str) -> str:
-        return issue_token(self.settings, role, subject)
-
-    def agent_headers(self, agent_id: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(Role.AGENT, agent_id)}"}
-
-    def service_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(Role.SERVICE, 'tests')}"}
-
-
-def start_deployment(
-    replicas: int = 1, redis: RedisServer | None = None, **env: str
-) -> Deployment:
-    """Redis (a new one, or the caller's: say, with AOF on) and both services."""
-    redis = redis or RedisServer()
-    redis.start()
-    secret = secrets.token_urlsafe(48)
-    base_env = {
-        "REDIS_URL": redis.url,
-        "AUTH_SECRET": secret,
-        "SSE_HEARTBEAT_SECONDS": "1",
-        "RATE_LIMIT_PER_MINUTE": "6000",
-        "RATE_LIMIT_BURST": "1000",
-        **env,
-    }
-    settings = Settings(_env_file=None, REDIS_URL=redis.url, AUTH_SECRET=secret)
-    started: list[ServiceProcess] = []
-    try:
-        chatbots = [ServiceProcess(CHATBOT_APP, env=base_env).start() for _ in range(replicas)]
-        started += chatbots
-        workbenches = [ServiceProcess(WORKBENCH_APP, env=base_env).start() for _ in range(replicas)]
-        started += workbenches
-    except BaseException:
-        for process in started:
-            process.stop()
-        redis.stop()
-        raise
-    return Deployment(redis, chatbots, workbenches, settings)
-
-
-def stop_deployment(deployment: Deployment) -> None:
-    for process in [*deployment.chatbots, *deployment.workbenches]:
-        process.stop()
-    deployment.redis.stop()
+from tests.support.deployment import Deployment, start_deployment, stop_deployment
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from infrastructure.auth.tokens import Role
-from tests.e2e.conftest import Deployment, start_deployment, stop_deployment
+from tests.support.deployment import Deployment, start_deployment, stop_deployment
 
 pytestmark = pytest.mark.e2e
 

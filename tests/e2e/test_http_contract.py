@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from infrastructure.auth.tokens import Role
-from tests.e2e.conftest import Deployment
+from tests.support.deployment import Deployment
 from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e

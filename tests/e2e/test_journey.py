@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from infrastructure.auth.tokens import Role
-from tests.e2e.conftest import Deployment, start_deployment, stop_deployment
+from tests.support.deployment import Deployment, start_deployment, stop_deployment
 from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from infrastructure.auth.tokens import Role
-from tests.e2e.conftest import (
+from tests.support.deployment import (
     Deployment,
     start_deployment,
     stop_deployment,

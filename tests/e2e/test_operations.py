@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import CHATBOT_APP, Deployment, start_deployment, stop_deployment
+from tests.support.deployment import CHATBOT_APP, Deployment, start_deployment, stop_deployment
 from tests.support.processes import ServiceProcess, free_port, wait_until
 from tests.support.sse_client import SseStream
 

@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.e2e.conftest import Deployment, start_deployment, stop_deployment
+from tests.support.deployment import Deployment, start_deployment, stop_deployment
 from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e
