@@ -56,6 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="small counts and ~5 s per scenario: a smoke run"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes per product service (default 1)",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--results", type=Path, default=RESULTS, help="output directory")
     args = parser.parse_args(argv)
@@ -100,7 +106,7 @@ async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[
         }
     log(f"==> [{target} {scenario}] starting redis-server and services")
     t0 = time.monotonic()
-    stack = Stack(target)
+    stack = Stack(target, workers=args.workers)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, lambda: stack.start(workbench=scenario == "e"))
     run = None

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, child_pids
 from tests.support.redis_server import RedisServer
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -52,11 +52,25 @@ def raise_fd_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of ``pid`` in clock ticks."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``uvicorn --workers N`` forks its workers)."""
+    tree = [pid]
+    for child in child_pids(pid):
+        tree += process_tree(child)
+    return tree
+
+
+def cpu_ticks(pid: int, tree: bool = True) -> int:
+    """utime + stime of ``pid`` (and its descendants with ``tree``), in clock ticks."""
+    total = 0
+    for member in process_tree(pid) if tree else [pid]:
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
 
 
 def machine_busy_ticks() -> int:
@@ -67,10 +81,17 @@ def machine_busy_ticks() -> int:
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """Resident memory of ``pid`` and its descendants."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def fd_count(pid: int) -> int:
@@ -90,9 +111,14 @@ class CpuMeter:
         self.busy0 = 0
         self.result: dict[str, float] = {}
 
+    @staticmethod
+    def _ticks(name: str, pid: int) -> int:
+        # The generator's children are the servers it started: not its own CPU.
+        return cpu_ticks(pid, tree=name != "generator")
+
     def start(self) -> CpuMeter:
         self.t0 = time.monotonic()
-        self.ticks0 = {name: cpu_ticks(pid) for name, pid in self.pids.items()}
+        self.ticks0 = {name: self._ticks(name, pid) for name, pid in self.pids.items()}
         self.busy0 = machine_busy_ticks()
         return self
 
@@ -103,7 +129,7 @@ class CpuMeter:
         out = {}
         for name, pid in self.pids.items():
             try:
-                out[name] = 100.0 * (cpu_ticks(pid) - self.ticks0[name]) / CLK_TCK / wall
+                out[name] = 100.0 * (self._ticks(name, pid) - self.ticks0[name]) / CLK_TCK / wall
             except OSError:
                 out[name] = float("nan")
         busy = 100.0 * (machine_busy_ticks() - self.busy0) / CLK_TCK / wall
@@ -127,6 +153,8 @@ class Stack:
     """Redis plus the services of one target (``product`` or ``naive``)."""
 
     target: str
+    #: uvicorn worker processes per product service (each holds its own subscriber).
+    workers: int = 1
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     redis: BenchRedis | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
@@ -149,12 +177,16 @@ class Stack:
         env = self.env()
         try:
             if self.target == "product":
+                args = [
+                    *UVICORN_ARGS,
+                    *(["--workers", str(self.workers)] if self.workers > 1 else []),
+                ]
                 self.services["chatbot"] = ServiceProcess(
-                    CHATBOT_APP, env=env, extra_args=UVICORN_ARGS
+                    CHATBOT_APP, env=env, extra_args=args
                 ).start()
                 if workbench:
                     self.services["workbench"] = ServiceProcess(
-                        WORKBENCH_APP, env=env, extra_args=UVICORN_ARGS
+                        WORKBENCH_APP, env=env, extra_args=args
                     ).start()
             else:
                 self.services["naive"] = ServiceProcess(
