@@ -44,11 +44,15 @@ run: venv
 	$(PY) scripts/run_dev.py
 
 # Installs what is missing, as root with apt-get; skipped when every binary is present.
+# Also a Chinese font, so that the browser tests' screenshots show 转人工 rather than boxes.
 sysdeps:
 	@missing=""; \
 	for bin in $(SYSTEM_TEST_BINARIES); do \
 	  command -v "$$bin" >/dev/null 2>&1 || missing="$$missing $$bin"; \
 	done; \
+	if command -v fc-list >/dev/null 2>&1 && [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; then \
+	  missing="$$missing fonts-wqy-microhei"; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \

@@ -3,6 +3,7 @@
 
 import { makeApi } from "/shared/http.js";
 import { LiveStream } from "/shared/stream.js";
+import { formatDuration, formatTime, setConnection } from "/shared/ui.js";
 
 const AUTH_KEY = "cs-agent-auth";
 const HELD_KEY = "cs-agent-held";
@@ -32,20 +33,6 @@ const api = makeApi({
 const sessionPath = (name) => `/api/sessions/${encodeURIComponent(name)}`;
 
 // --- Formatting -----------------------------------------------------------------------
-
-function formatDuration(totalSeconds) {
-  const s = Math.max(0, Math.floor(totalSeconds));
-  const hours = Math.floor(s / 3600);
-  const minutes = Math.floor((s % 3600) / 60);
-  const seconds = String(s % 60).padStart(2, "0");
-  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
-}
-
-function formatTime(iso) {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
 
 function senderLabel(m) {
   if (m.sender === "customer") return "Customer";
@@ -417,17 +404,6 @@ function startDesk() {
   });
   state.stream.start();
   loadQueue().catch((error) => queueNotice(`Queue: ${error.message}`));
-}
-
-function setConnection(connState) {
-  const el = $("connection");
-  el.dataset.state = connState;
-  el.textContent = {
-    idle: "Not connected",
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-  }[connState];
 }
 
 function logout(message) {

@@ -3,6 +3,7 @@
 
 import { makeApi } from "/shared/http.js";
 import { LiveStream } from "/shared/stream.js";
+import { formatDuration, formatTime, setConnection } from "/shared/ui.js";
 
 const STORAGE_KEY = "cs-chat-session";
 const TYPING_STALE_MS = 30000;
@@ -35,20 +36,6 @@ const api = makeApi({
 const sessionPath = () => `/api/sessions/${encodeURIComponent(state.name)}`;
 
 // --- Rendering ------------------------------------------------------------------------
-
-function formatTime(iso) {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
-function formatDuration(totalSeconds) {
-  const s = Math.max(0, Math.floor(totalSeconds));
-  const hours = Math.floor(s / 3600);
-  const minutes = Math.floor((s % 3600) / 60);
-  const seconds = String(s % 60).padStart(2, "0");
-  return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
-}
 
 function senderLabel(sender, senderId) {
   if (sender === "customer") return "You";
@@ -121,17 +108,6 @@ function hideTyping() {
   box.hidden = true;
   box.querySelector(".typing-text").textContent = "";
   clearTimeout(state.typingTimer);
-}
-
-function setConnection(connState) {
-  const el = $("connection");
-  el.dataset.state = connState;
-  el.textContent = {
-    idle: "Not connected",
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-  }[connState];
 }
 
 function statusText() {
