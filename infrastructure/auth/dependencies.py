@@ -32,9 +32,13 @@ from infrastructure.config import Settings, get_settings
 from infrastructure.events import NAME_PATTERN
 
 
-async def app_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings = getattr(request.app.state, "settings", None)
     return settings if isinstance(settings, Settings) else get_settings()
+
+
+async def app_settings(request: Request) -> Settings:
+    return settings_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
@@ -94,17 +98,19 @@ def _verify(settings: Settings, token: str) -> Principal:
 
 
 async def get_principal(
-    settings: SettingsDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from ``Authorization: Bearer`` (ordinary endpoints)."""
     if credentials is None:
         raise unauthorized()
-    return _verify(settings, credentials.credentials)
+    # Settings read here rather than through a nested dependency: every level of the
+    # dependency tree costs each request (FastAPI's solve_dependencies in the profile).
+    return _verify(settings_of(request), credentials.credentials)
 
 
 async def get_stream_principal(
-    settings: SettingsDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     query_token: Annotated[str | None, Depends(_query_token)],
     agent_cookie: Annotated[str | None, Depends(_agent_cookie)],
@@ -117,6 +123,7 @@ async def get_stream_principal(
     agent's first: an agent token may read every session, so preferring it never turns an
     allowed request into a 403.
     """
+    settings = settings_of(request)
     if credentials is not None:
         return _verify(settings, credentials.credentials)
     if query_token:

@@ -21,6 +21,7 @@ import argparse
 import secrets
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -116,10 +117,44 @@ def issue_token(settings: Settings, role: Role | str, subject: str, ttl: int | N
     return _JWT.encode(claims, settings.AUTH_SECRET, algorithm=ALGORITHM)
 
 
+class _VerifiedTokens:
+    """Tokens already verified, until they expire: a stream's client and a publishing
+    back-end present the same token again and again, and the HMAC check and JSON
+    decoding showed in the publish path's profile. Keyed by secret and token, so a
+    new AUTH_SECRET verifies afresh; bounded (least recently used goes first)."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._maxsize = maxsize
+        self._entries: OrderedDict[tuple[str, str], tuple[Principal, float]] = OrderedDict()
+
+    def get(self, secret: str, token: str) -> Principal | None:
+        key = (secret, token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        principal, expires_at = entry
+        if time.time() > expires_at + CLOCK_LEEWAY_SECONDS:
+            del self._entries[key]
+            raise InvalidToken("token expired")
+        self._entries.move_to_end(key)
+        return principal
+
+    def put(self, secret: str, token: str, principal: Principal, expires_at: float) -> None:
+        self._entries[(secret, token)] = (principal, expires_at)
+        if len(self._entries) > self._maxsize:
+            self._entries.popitem(last=False)
+
+
+_verified = _VerifiedTokens()
+
+
 def verify_token(settings: Settings, token: str) -> Principal:
     """The principal a token proves, or :class:`InvalidToken`."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("malformed token")
+    cached = _verified.get(settings.AUTH_SECRET, token)
+    if cached is not None:
+        return cached
     try:
         claims = _JWT.decode(
             token,
@@ -143,7 +178,9 @@ def verify_token(settings: Settings, token: str) -> Principal:
         raise InvalidToken("invalid token (bad subject)")
     if not isinstance(token_id, str) or not token_id:
         raise InvalidToken("invalid token (bad jti)")
-    return Principal(role=Role(role), subject=subject, token_id=token_id)
+    principal = Principal(role=Role(role), subject=subject, token_id=token_id)
+    _verified.put(settings.AUTH_SECRET, token, principal, float(claims["exp"]))
+    return principal
 
 
 def main(argv: Sequence[str] | None = None) -> int:

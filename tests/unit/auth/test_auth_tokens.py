@@ -252,3 +252,23 @@ def test_python_dash_m_infrastructure_tokens(tmp_path: Path) -> None:
 def test_get_settings_is_the_one_the_cli_uses() -> None:
     # The CLI signs with the configured secret, i.e. what the services verify with.
     assert tokens_module.get_settings is get_settings
+
+
+def test_a_cached_verification_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings()
+    token = issue_token(settings, Role.AGENT, "cached", ttl=60)
+    assert verify_token(settings, token).subject == "cached"  # now cached
+    assert verify_token(settings, token).subject == "cached"  # from the cache
+    later = time.time() + 3600
+    monkeypatch.setattr(tokens_module.time, "time", lambda: later)
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_token(settings, token)
+
+
+def test_a_cached_verification_does_not_survive_a_new_secret() -> None:
+    settings = make_settings()
+    token = issue_token(settings, Role.AGENT, "rotated")
+    assert verify_token(settings, token).subject == "rotated"
+    rotated = make_settings(AUTH_SECRET=OTHER_SECRET)
+    with pytest.raises(InvalidToken):
+        verify_token(rotated, token)
