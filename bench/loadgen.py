@@ -15,6 +15,7 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 #: ``"t":<ns>,"n":<seq>`` in a bus payload (orjson writes no spaces; json.dumps does).
 BUS_EVENT = re.compile(rb'"t": ?(\d+), ?"n": ?(\d+)')
@@ -71,8 +72,8 @@ class Subscriber(asyncio.Protocol):
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.write(self.request)
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

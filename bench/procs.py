@@ -173,7 +173,9 @@ class Stack:
         }
 
     def start(self, workbench: bool = False) -> Stack:
-        self.redis = BenchRedis().start()
+        redis = BenchRedis()
+        redis.start()
+        self.redis = redis
         env = self.env()
         try:
             if self.target == "product":

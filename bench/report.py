@@ -168,10 +168,10 @@ def plot(run: dict[str, Any], path: Path) -> None:
     for target, scenarios in run["results"].items():
         steps = scenarios.get("d", {}).get("steps") or []
         if steps:
-            xs = [s["offered_events_per_s"] for s in steps]
-            ys = [s["delivered_events_per_s"] for s in steps]
-            top = max(top, *xs, *ys)
-            ax2.plot(xs, ys, "o" + styles.get(target, ":"), label=f"{target} (d ramp)")
+            offered = [s["offered_events_per_s"] for s in steps]
+            delivered = [s["delivered_events_per_s"] for s in steps]
+            top = max(top, *offered, *delivered)
+            ax2.plot(offered, delivered, "o" + styles.get(target, ":"), label=f"{target} (d ramp)")
             for s in steps:
                 if not s["ok"]:
                     ax2.annotate(

@@ -125,14 +125,17 @@ class Run:
         self.scenario = scenario
         self.sizes = sizes
         self.duration = duration
-        self.settings = Settings(AUTH_SECRET=stack.secret, REDIS_URL=stack.redis.url)  # type: ignore[union-attr,call-arg]
+        assert stack.redis is not None, "the stack is started"
+        self.settings = Settings(
+            _env_file=None, AUTH_SECRET=stack.secret, REDIS_URL=stack.redis.url
+        )
         self.service_token = issue_token(self.settings, Role.SERVICE, "bench")
         self.agent_token = issue_token(self.settings, Role.AGENT, "bench-agent")
         self.port = stack.main.port
         self.sink = Sink()
         self.redis = aioredis.Redis.from_url(
             stack.redis.url, client_name="bench", max_connections=2000
-        )  # type: ignore[union-attr]
+        )
         self.result: dict[str, Any] = {"scenario": scenario, "target": stack.target}
 
     @property

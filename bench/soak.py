@@ -81,9 +81,11 @@ async def soak(
     redis = RedisServer(appendonly=True)
     deployment = start_deployment(
         redis=redis,
-        SSE_HEARTBEAT_SECONDS="2",
-        MAX_STREAMS_PER_TOKEN="100000",
-        REDIS_RECONNECT_MAX_SECONDS="0.5",
+        env={
+            "SSE_HEARTBEAT_SECONDS": "2",
+            "MAX_STREAMS_PER_TOKEN": "100000",
+            "REDIS_RECONNECT_MAX_SECONDS": "0.5",
+        },
     )
     settings = deployment.settings
     chatbot, workbench = deployment.chatbots[0], deployment.workbenches[0]

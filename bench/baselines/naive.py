@@ -75,7 +75,7 @@ async def session_events(session_name: str, request: Request) -> StreamingRespon
                     return
                 yield f"data: {json.dumps(event)}\n\n"
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     return StreamingResponse(event_stream(), media_type="text/event-stream")
 

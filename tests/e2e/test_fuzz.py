@@ -8,11 +8,13 @@ not end by themselves); the publish API, sessions, manual and agent endpoints ar
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
+from schemathesis.core.result import Err
 
 from infrastructure.auth.tokens import Role
 from tests.support.deployment import Deployment, start_deployment, stop_deployment
@@ -26,7 +28,9 @@ MAX_EXAMPLES = 25
 @pytest.fixture(scope="module")
 def fuzzed() -> Iterator[Deployment]:
     # Generous limits: the fuzzer is one client sending many requests.
-    deployed = start_deployment(RATE_LIMIT_PER_MINUTE="100000", RATE_LIMIT_BURST="100000")
+    deployed = start_deployment(
+        env={"RATE_LIMIT_PER_MINUTE": "100000", "RATE_LIMIT_BURST": "100000"}
+    )
     yield deployed
     stop_deployment(deployed)
 
@@ -50,11 +54,13 @@ def _fuzz(base_url: str, headers: dict[str, str]) -> int:
     operations ran. (Driven by hand: schemathesis' pytest bridge predates pytest 9.)"""
     operations = 0
     for result in _schema(base_url).get_all_operations():
+        if isinstance(result, Err):
+            raise AssertionError(f"the service's OpenAPI document is invalid: {result.err()}")
         operation = result.ok()
 
         @_SETTINGS
         @given(case=operation.as_strategy())
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(base_url=base_url, headers=headers, checks=_CHECKS)
 
         run()

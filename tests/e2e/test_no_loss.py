@@ -38,7 +38,7 @@ BASE_ENV = {
 
 @contextlib.contextmanager
 def deployed(replicas: int = 1, **env: str) -> Iterator[Deployment]:
-    d = start_deployment(replicas, **{**BASE_ENV, **env})
+    d = start_deployment(replicas, env={**BASE_ENV, **env})
     try:
         yield d
     finally:
@@ -251,7 +251,7 @@ OUTAGE_EVENTS = 1_000
 
 async def test_redis_killed_and_restarted_with_aof_loses_nothing() -> None:
     redis = RedisServer(appendonly=True)
-    d = start_deployment(redis=redis, **BASE_ENV)
+    d = start_deployment(redis=redis, env=BASE_ENV)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             name = await new_session(http, d)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def d() -> Iterator[Deployment]:
     deployed = start_deployment(
-        MAX_STREAMS_PER_TOKEN="2", RATE_LIMIT_PER_MINUTE="60", RATE_LIMIT_BURST="5"
+        env={"MAX_STREAMS_PER_TOKEN": "2", "RATE_LIMIT_PER_MINUTE": "60", "RATE_LIMIT_BURST": "5"}
     )
     yield deployed
     stop_deployment(deployed)

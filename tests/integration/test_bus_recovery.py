@@ -15,7 +15,7 @@ from tests.support.redis_server import RedisServer
 
 
 def _settings(server: RedisServer) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         REDIS_URL=server.url,
         REDIS_RECONNECT_MAX_SECONDS=0.2,

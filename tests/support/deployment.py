@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from infrastructure.auth.tokens import Role, issue_token
@@ -40,9 +41,10 @@ class Deployment:
 
 
 def start_deployment(
-    replicas: int = 1, redis: RedisServer | None = None, **env: str
+    replicas: int = 1, redis: RedisServer | None = None, env: Mapping[str, str] | None = None
 ) -> Deployment:
-    """Redis (a new one, or the caller's: say, with AOF on) and both services."""
+    """Redis (a new one, or the caller's: say, with AOF on) and both services; ``env`` is
+    added to the services' environment."""
     redis = redis or RedisServer()
     redis.start()
     secret = secrets.token_urlsafe(48)
@@ -52,7 +54,7 @@ def start_deployment(
         "SSE_HEARTBEAT_SECONDS": "1",
         "RATE_LIMIT_PER_MINUTE": "6000",
         "RATE_LIMIT_BURST": "1000",
-        **env,
+        **(env or {}),
     }
     settings = Settings(_env_file=None, REDIS_URL=redis.url, AUTH_SECRET=secret)
     started: list[ServiceProcess] = []

@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import OTHER_SECRET, SECRET, make_settings
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
@@ -32,6 +31,7 @@ from infrastructure.auth.dependencies import (
 )
 from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
+from tests.support.auth import OTHER_SECRET, SECRET, make_settings
 
 EXISTING_SESSIONS = {"s1", "s2"}
 

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from conftest import make_settings
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
@@ -27,6 +26,7 @@ from infrastructure.auth.limits import (
 )
 from infrastructure.auth.tokens import Principal, Role, issue_token
 from infrastructure.config import Settings
+from tests.support.auth import make_settings
 from tests.support.processes import free_port
 from tests.support.redis_server import RedisServer
 

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_settings
 
 from infrastructure.auth import passwords
 from infrastructure.auth.passwords import (
@@ -19,6 +18,7 @@ from infrastructure.auth.passwords import (
     verify_password,
 )
 from infrastructure.config import DEVELOPMENT_AUTH_SECRET
+from tests.support.auth import make_settings
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import make_settings
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from infrastructure.auth.tokens import Role, is_strict_name, issue_token, verify
 from infrastructure.bootstrap.fanout import format_cursor
 from infrastructure.bootstrap.history import MAX_CURSOR_LENGTH, parse_cursor
 from infrastructure.events import NAME_PATTERN, is_valid_name
+from tests.support.auth import make_settings
 
 U64 = 2**64 - 1
 _NAME_FULL = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -23,6 +23,7 @@ _ID_FULL = re.compile(rf"{_TOKEN}(?:,{_TOKEN})*")
 def parse_last_event_id(text: str) -> list[tuple[str, str]]:
     """The bus's parser, told to expect as many channels as the text has positions."""
     return parse_cursor(text, text.count(",") + 1)
+
 
 epochs = st.from_regex(r"[0-9a-z]{1,16}", fullmatch=True)
 stream_ids = st.tuples(st.integers(0, U64), st.integers(0, U64)).map(lambda t: f"{t[0]}-{t[1]}")

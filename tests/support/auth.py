@@ -1,0 +1,16 @@
+"""Settings with known secrets, for tests that sign and check tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infrastructure.config import Settings
+
+SECRET = "test-secret-0123456789-0123456789-abcdef"
+OTHER_SECRET = "another-secret-0123456789-0123456789-xyz"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    # _env_file=None: a developer's .env (make run writes one) must not leak into unit tests.
+    values: dict[str, Any] = {"AUTH_SECRET": SECRET, **overrides}
+    return Settings(_env_file=None, **values)
