@@ -210,7 +210,7 @@ class Run:
             if dt < 0.5:
                 continue
             cpu = meter.read()
-            server = sum(v for k, v in cpu.items() if k not in ("generator", "redis", "others"))
+            server = server_cpu(cpu)
             log(
                 f"    [{self.stack.target} {self.scenario}] {label} {now - t0:5.1f}s "
                 f"published {(s - last[2]) / dt:8.0f}/s delivered {(d - last[1]) / dt:9.0f}/s "
@@ -307,23 +307,40 @@ async def bus_steady(run: Run, channels: int, subs_per_channel: int, rate: float
     run.result.update(
         offered_msgs_per_s=rate,
         offered_events_per_s=rate * subs_per_channel,
-        published=pub.sent,
-        publish_errors=pub.errors,
-        publish_error_samples=pub.error_samples,
-        published_per_s=round(pub.sent / pub_seconds, 1),
-        delivered_events_per_s=round(run.sink.delivered / pub_seconds, 1),
-        cpu_pct=cpu,
-        server_cpu_pct=round(
-            sum(v for k, v in cpu.items() if k not in ("generator", "redis", "others")), 1
-        ),
-        generator_cpu_pct=round(cpu["generator"], 1),
-        others_cpu_pct=cpu["others"],
-        **latency_summary(run.sink),
-        **delivery_stats(subs, channel_of, pub.sent_ok),
+        **_steady_result(run, pub, cpu, pub_seconds, subs, channel_of),
     )
     run.result["latency_cdf"] = latency_quantiles(run.sink)
     pub.close()
     await run.close(subs)
+
+
+def server_cpu(cpu: dict[str, float]) -> float:
+    """The services' CPU share: all measured processes but the generator, Redis, others."""
+    return round(sum(v for k, v in cpu.items() if k not in ("generator", "redis", "others")), 1)
+
+
+def _steady_result(
+    run: Run,
+    pub: Publisher,
+    cpu: dict[str, float],
+    seconds: float,
+    subs: Sequence[Subscriber],
+    channel_of: Callable[[int], int],
+) -> dict[str, Any]:
+    """What a steady-rate scenario reports: publishing, delivery, CPU, latency, loss."""
+    return {
+        "published": pub.sent,
+        "publish_errors": pub.errors,
+        "publish_error_samples": pub.error_samples,
+        "published_per_s": round(pub.sent / seconds, 1),
+        "delivered_events_per_s": round(run.sink.delivered / seconds, 1),
+        "cpu_pct": cpu,
+        "server_cpu_pct": server_cpu(cpu),
+        "generator_cpu_pct": round(cpu["generator"], 1),
+        "others_cpu_pct": cpu["others"],
+        **latency_summary(run.sink),
+        **delivery_stats(subs, channel_of, pub.sent_ok),
+    }
 
 
 async def scenario_a(run: Run) -> None:
@@ -363,9 +380,7 @@ async def scenario_c(run: Run) -> None:
     meter = run.meter()
     await run.with_progress(asyncio.sleep(min(run.duration, 5.0)), None, "idle")
     idle = meter.stop()
-    run.result["idle_server_cpu_pct"] = round(
-        sum(v for k, v in idle.items() if k not in ("generator", "redis", "others")), 1
-    )
+    run.result["idle_server_cpu_pct"] = server_cpu(idle)
     # Liveness: one event per channel; a subscriber that receives it is live.
     run.sink.reset()
     meter = run.meter()
@@ -458,9 +473,7 @@ async def scenario_d(run: Run) -> None:
             "published_per_s": round((pub.sent - sent0) / seconds, 1),
             "delivered_events_per_s": round(delivered_in_window / seconds, 1),
             "publish_errors": pub.errors - err0,
-            "server_cpu_pct": round(
-                sum(v for k, v in cpu.items() if k not in ("generator", "redis", "others")), 1
-            ),
+            "server_cpu_pct": server_cpu(cpu),
             "redis_cpu_pct": round(cpu.get("redis", math.nan), 1),
             "generator_cpu_pct": round(cpu["generator"], 1),
             "others_cpu_pct": cpu["others"],
@@ -564,19 +577,7 @@ async def scenario_e(run: Run) -> None:
     await run.drain(subs, lambda: sum(pub.sent_ok[s.key] for s in subs))
     run.result.update(
         offered_msgs_per_s=run.sizes.e_rate,
-        published=pub.sent,
-        publish_errors=pub.errors,
-        publish_error_samples=pub.error_samples,
-        published_per_s=round(pub.sent / seconds, 1),
-        delivered_events_per_s=round(run.sink.delivered / seconds, 1),
-        cpu_pct=cpu,
-        server_cpu_pct=round(
-            sum(v for k, v in cpu.items() if k not in ("generator", "redis", "others")), 1
-        ),
-        generator_cpu_pct=round(cpu["generator"], 1),
-        others_cpu_pct=cpu["others"],
-        **latency_summary(run.sink),
-        **delivery_stats(subs, channel_of, pub.sent_ok),
+        **_steady_result(run, pub, cpu, seconds, subs, channel_of),
     )
     run.result["latency_cdf"] = latency_quantiles(run.sink)
     pub.close()

@@ -62,45 +62,23 @@ def apply_transition(
         raise NotHolder(name, agent_id, session.agent_id)
 
     now = ms_to_datetime(now_ms)
+    # What every move does; each target state then sets what is its own.
+    update: dict[str, object] = {
+        "status": requested,
+        "updated_at": now,
+        "agent_id": None,
+        "waiting_since": None,
+    }
     match requested:
         case SessionStatus.WAITING_AGENT:
-            return session.model_copy(
-                update={
-                    "status": requested,
-                    "updated_at": now,
-                    "agent_id": None,
-                    "waiting_since": now,
-                    "escalation_reason": reason or None,
-                }
-            )
+            update |= {"waiting_since": now, "escalation_reason": reason or None}
         case SessionStatus.AGENT_ACTIVE:
-            return session.model_copy(
-                update={
-                    "status": requested,
-                    "updated_at": now,
-                    "agent_id": agent_id,
-                    "waiting_since": None,
-                }
-            )
+            update["agent_id"] = agent_id  # the reason stays: the agent reads it
         case SessionStatus.AI:
-            return session.model_copy(
-                update={
-                    "status": requested,
-                    "updated_at": now,
-                    "agent_id": None,
-                    "waiting_since": None,
-                    "escalation_reason": None,
-                }
-            )
+            update["escalation_reason"] = None
         case SessionStatus.CLOSED:
-            return session.model_copy(
-                update={
-                    "status": requested,
-                    "updated_at": now,
-                    "agent_id": None,
-                    "waiting_since": None,
-                }
-            )
+            pass
+    return session.model_copy(update=update)
 
 
 # ``release`` and ``cancel_wait`` both request ``ai``; each is legal from one state
