@@ -62,6 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="uvicorn worker processes per product service (default 1)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="attach py-spy to the main service per scenario: results/profile-<target>-<s>.folded",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--results", type=Path, default=RESULTS, help="output directory")
     args = parser.parse_args(argv)
@@ -95,7 +100,7 @@ def git_rev() -> str:
 
 
 async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[str, Any]:
-    from bench.procs import Stack
+    from bench.procs import Profiler, Stack
     from bench.scenarios import FULL, QUICK, RUNNERS, Run, log
 
     if target == "naive" and scenario == "e":
@@ -110,6 +115,11 @@ async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, lambda: stack.start(workbench=scenario == "e"))
     run = None
+    profiler = (
+        Profiler(stack.main.pid, args.results / f"profile-{target}-{scenario}.folded")
+        if args.profile
+        else None
+    )
     try:
         run = Run(stack, scenario, QUICK if args.quick else FULL, args.duration)
         # Bounded: a scenario that hangs is cut off and reported, never left running.
@@ -121,6 +131,8 @@ async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[
         result["error"] = f"{type(exc).__name__}: {exc}"
         log(f"!!! [{target} {scenario}] {result['error']}")
     finally:
+        if profiler is not None:
+            await loop.run_in_executor(None, profiler.stop)
         await loop.run_in_executor(None, stack.stop)
     result["wall_seconds"] = round(time.monotonic() - t0, 1)
     log(f"<== [{target} {scenario}] done in {result['wall_seconds']} s")

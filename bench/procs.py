@@ -10,7 +10,11 @@ import contextlib
 import os
 import resource
 import secrets
+import signal
+import subprocess
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,3 +224,75 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+class Profiler:
+    """py-spy sampling one service for a scenario, as folded stacks (the input of
+    flamegraph.pl and speedscope) plus a summary of where the time went.
+
+    Started before the scenario, stopped (SIGINT: py-spy then writes its file) after.
+    py-spy needs ptrace rights over the service: as its parent we have them unless
+    ``kernel.yama.ptrace_scope`` is 2 or more.
+    """
+
+    def __init__(self, pid: int, output: Path) -> None:
+        exe = Path(sys.executable).with_name("py-spy")
+        if not exe.exists():
+            raise SystemExit(
+                f"--profile needs py-spy: {sys.executable} -m pip install -e '.[bench]'"
+            )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        self.output = output
+        self.proc = subprocess.Popen(
+            [
+                str(exe),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--subprocesses",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        if self.proc.returncode not in (0, -signal.SIGINT):
+            print(
+                f"py-spy exited {self.proc.returncode}: {err.decode(errors='replace')[-400:]}",
+                file=sys.stderr,
+            )
+        elif self.output.exists():
+            print(f"profile: {self.output}\n{summarize_profile(self.output)}", file=sys.stderr)
+
+
+def summarize_profile(folded: Path, top: int = 25) -> str:
+    """The functions with the most samples on the stack (inclusive), as shares of all."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        # py-spy frames look like "function (path/file.py:line)"; count each once per stack.
+        for frame in {
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0].rstrip(")")
+            for f in stack.split(";")
+        }:
+            inclusive[frame] += n
+    lines = [f"{100 * n / total:5.1f}%  {frame}" for frame, n in inclusive.most_common(top)]
+    return f"{total} samples\n" + "\n".join(lines)

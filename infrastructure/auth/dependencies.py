@@ -22,10 +22,12 @@ dependency on every request, which the profile of the stream endpoints showed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Final
 
 from fastapi import Depends, HTTPException, Path, Request, Response, status
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from infrastructure.auth.tokens import InvalidToken, Principal, Role, token_ttl, verify_token
 from infrastructure.config import Settings, get_settings
@@ -88,7 +90,7 @@ def forbidden() -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, detail=FORBIDDEN_DETAIL)
 
 
-def _verify(settings: Settings, token: str) -> Principal:
+def verify_principal(settings: Settings, token: str) -> Principal:
     try:
         return verify_token(settings, token)
     except InvalidToken:
@@ -106,7 +108,7 @@ async def get_principal(
         raise unauthorized()
     # Settings read here rather than through a nested dependency: every level of the
     # dependency tree costs each request (FastAPI's solve_dependencies in the profile).
-    return _verify(settings_of(request), credentials.credentials)
+    return verify_principal(settings_of(request), credentials.credentials)
 
 
 async def get_stream_principal(
@@ -116,25 +118,46 @@ async def get_stream_principal(
     agent_cookie: Annotated[str | None, Depends(_agent_cookie)],
     customer_cookie: Annotated[str | None, Depends(_customer_cookie)],
 ) -> Principal:
-    """The caller of a stream endpoint: Bearer, else ``?token=``, else a cookie.
+    """The caller of a stream endpoint: Bearer, else ``?token=``, else a cookie."""
+    return stream_principal(
+        settings_of(request),
+        credentials.credentials if credentials is not None else None,
+        query_token,
+        (agent_cookie, customer_cookie),
+    )
+
+
+def stream_principal(
+    settings: Settings, bearer: str | None, query_token: str | None, cookies: Iterable[str | None]
+) -> Principal:
+    """Who opens a stream (the dependency above, and the streams' fast path).
 
     A token the client *chose* to send (header, query) decides, valid or not. Cookies are
     ambient -- a browser used for both pages holds both -- so the first *valid* one wins, the
     agent's first: an agent token may read every session, so preferring it never turns an
     allowed request into a 403.
     """
-    settings = settings_of(request)
-    if credentials is not None:
-        return _verify(settings, credentials.credentials)
+    if bearer is not None:
+        return verify_principal(settings, bearer)
     if query_token:
-        return _verify(settings, query_token)
-    cookies = [c for c in (agent_cookie, customer_cookie) if c]
+        return verify_principal(settings, query_token)
     for cookie in cookies:
+        if not cookie:
+            continue
         try:
             return verify_token(settings, cookie)
         except InvalidToken:
             continue
     raise unauthorized()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, as ``HTTPBearer`` reads it
+    (any other scheme, or none, is no token)."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and token) or scheme.lower() != "bearer":
+        return None
+    return token
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

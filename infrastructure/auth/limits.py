@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Annotated, Final, Protocol, TypeVar
+from typing import Annotated, Any, Final, Protocol, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from redis.asyncio import Redis
@@ -154,10 +154,15 @@ async def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlo
     """The process's :class:`StreamSlots`, kept on ``app.state.stream_slots`` (an app factory
     may put its own there first). ``async``: FastAPI would run a plain ``def`` in a worker
     thread, where two first requests could each create one."""
-    slots: StreamSlots | None = getattr(request.app.state, "stream_slots", None)
+    return stream_slots_of(request.app.state, settings)
+
+
+def stream_slots_of(state: Any, settings: Settings) -> StreamSlots:
+    """The app's :class:`StreamSlots` (``state`` is its ``app.state``), made on first use."""
+    slots: StreamSlots | None = getattr(state, "stream_slots", None)
     if slots is None:
         slots = StreamSlots.from_settings(settings)
-        request.app.state.stream_slots = slots
+        state.stream_slots = slots
     return slots
 
 

@@ -33,6 +33,8 @@ from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.sessions.redis_store import RedisSessionStore
 from infrastructure.web.body_limit import BodyLimitMiddleware
 from infrastructure.web.errors import install_error_handlers
+from infrastructure.web.fast_path import FastRoute, ServiceApp
+from infrastructure.web.shared_routes import fast_routes as shared_fast_routes
 from infrastructure.web.shared_routes import router as shared_router
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ def create_service_app(
     settings: Settings | None = None,
     static_dir: Path | None = None,
     extra_lifespan: ServiceLifespan | None = None,
+    fast_routes: Sequence[FastRoute] = (),
 ) -> FastAPI:
     settings = settings or get_settings()
 
@@ -84,7 +87,8 @@ def create_service_app(
             await close_store()
             sse.set_sse_bus(None)
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app = ServiceApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.fast_routes = [*shared_fast_routes, *fast_routes]
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = build_registry(lambda: app.state.bus, service)

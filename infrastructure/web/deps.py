@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.sessions import SessionStore as SessionStoreProtocol
+from infrastructure.web.streams import LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY
 
 
 async def get_bus(request: Request) -> SseBus:
@@ -24,5 +25,13 @@ async def get_store(request: Request) -> SessionStoreProtocol:
     return store
 
 
+async def get_last_event_id(request: Request) -> str | None:
+    """Where a resuming stream client is: ``Last-Event-ID``, else ``?last_event_id=``."""
+    return request.headers.get(LAST_EVENT_ID_HEADER) or request.query_params.get(
+        LAST_EVENT_ID_QUERY
+    )
+
+
 Bus = Annotated[SseBus, Depends(get_bus)]
+LastEventId = Annotated[str | None, Depends(get_last_event_id)]
 SessionStore = Annotated[SessionStoreProtocol, Depends(get_store)]

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from infrastructure.config import Settings
 from infrastructure.web.app import create_service_app
 from products.agent_workbench.paths import STATIC_DIR
-from products.agent_workbench.routes import router
+from products.agent_workbench.routes import fast_routes, router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Agent workbench",
         description="The agents' side: the live queue, takeover, chat, release.",
         routers=[router],
+        fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,
     )

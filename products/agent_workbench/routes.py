@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse
 
 from infrastructure.auth.dependencies import (
@@ -17,13 +17,17 @@ from infrastructure.auth.dependencies import (
     clear_auth_cookie,
     require_agent_identity,
     require_role,
+    require_session_access,
     set_auth_cookie,
 )
-from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
-from infrastructure.auth.tokens import Role
+from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlots, StreamSlotsDep
+from infrastructure.auth.tokens import Principal, Role
+from infrastructure.bootstrap.sse import SseBus
 from infrastructure.sessions import SessionStatus
-from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.sessions import SessionStore as SessionStoreProtocol
+from infrastructure.web.deps import Bus, LastEventId, SessionStore
 from infrastructure.web.errors import unprocessable
+from infrastructure.web.fast_path import FastRequest, FastRoute
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
@@ -101,17 +105,28 @@ async def get_session(
     responses=_STREAM_RESPONSES,
 )
 async def session_events(
-    request: Request,
     session_name: SessionNamePath,
     principal: SessionStreamAccess,
     bus: Bus,
     slots: StreamSlotsDep,
     store: SessionStore,
+    last_event_id: LastEventId,
 ) -> EventStreamResponse:
     """One session's events (``: ping`` every 30 s by default); resume with ``Last-Event-ID``."""
+    return await _session_stream(store, bus, slots, principal, session_name, last_event_id)
+
+
+async def _session_stream(
+    store: SessionStoreProtocol,
+    bus: SseBus,
+    slots: StreamSlots,
+    principal: Principal,
+    session_name: str,
+    last_event_id: str | None,
+) -> EventStreamResponse:
     await store.get(session_name)
     return await open_event_stream(
-        request, bus, slots, principal, sessions.session_targets(session_name)
+        bus, slots, principal, sessions.session_targets(session_name), last_event_id
     )
 
 
@@ -123,10 +138,36 @@ async def session_events(
     responses=_STREAM_RESPONSES,
 )
 async def agent_events(
-    request: Request, agent_id: str, principal: AgentStreamSelf, bus: Bus, slots: StreamSlotsDep
+    agent_id: str,
+    principal: AgentStreamSelf,
+    bus: Bus,
+    slots: StreamSlotsDep,
+    last_event_id: LastEventId,
 ) -> EventStreamResponse:
     """The agent's own events and every broadcast (new transfer requests)."""
-    return await open_event_stream(request, bus, slots, principal, sessions.agent_targets(agent_id))
+    return await open_event_stream(
+        bus, slots, principal, sessions.agent_targets(agent_id), last_event_id
+    )
+
+
+async def _fast_session_events(request: FastRequest) -> EventStreamResponse:
+    session_name = request.params["session_name"]
+    principal = require_session_access(request.stream_principal(), session_name)
+    return await _session_stream(
+        request.store, request.bus, request.slots, principal, session_name, request.last_event_id
+    )
+
+
+async def _fast_agent_events(request: FastRequest) -> EventStreamResponse:
+    agent_id = request.params["agent_id"]
+    principal = require_agent_identity(request.stream_principal(), agent_id)
+    return await open_event_stream(
+        request.bus,
+        request.slots,
+        principal,
+        sessions.agent_targets(agent_id),
+        request.last_event_id,
+    )
 
 
 @router.post(
@@ -193,3 +234,10 @@ async def post_message(
     check_message_size(settings, body.content)
     message = await sessions.agent_message(bus, store, session_name, body.agent_id, body.content)
     return MessagePublic.of(message)
+
+
+#: Served ahead of FastAPI when all is well (infrastructure/web/fast_path.py).
+fast_routes = [
+    FastRoute("GET", "/api/sessions/{session_name}/events", _fast_session_events),
+    FastRoute("GET", "/api/agents/{agent_id}/events", _fast_agent_events),
+]

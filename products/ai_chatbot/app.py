@@ -12,7 +12,7 @@ from infrastructure.config import Settings, get_settings
 from infrastructure.web.app import create_service_app
 from products.ai_chatbot.paths import STATIC_DIR
 from products.ai_chatbot.responders.factory import build_responder
-from products.ai_chatbot.routes import router
+from products.ai_chatbot.routes import fast_routes, router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="AI chatbot",
         description="The customer side: chat with the bot, ask for a human (转人工).",
         routers=[router],
+        fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,
         extra_lifespan=bot,

@@ -17,11 +17,14 @@ from infrastructure.auth.dependencies import (
     require_session_access,
     set_auth_cookie,
 )
-from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
-from infrastructure.auth.tokens import Role
+from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlots, StreamSlotsDep
+from infrastructure.auth.tokens import Principal, Role
+from infrastructure.bootstrap.sse import SseBus
 from infrastructure.events import Target
-from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.sessions import SessionStore as SessionStoreProtocol
+from infrastructure.web.deps import Bus, LastEventId, SessionStore
 from infrastructure.web.errors import unprocessable
+from infrastructure.web.fast_path import FastRequest, FastRoute
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
@@ -86,16 +89,37 @@ async def get_session(
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
 )
 async def session_events(
-    request: Request,
     session_name: SessionNamePath,
     principal: SessionStreamAccess,
     bus: Bus,
     slots: StreamSlotsDep,
     store: SessionStore,
+    last_event_id: LastEventId,
 ) -> EventStreamResponse:
     """The session's events as Server-Sent Events; resume with ``Last-Event-ID``."""
+    return await _session_stream(store, bus, slots, principal, session_name, last_event_id)
+
+
+async def _session_stream(
+    store: SessionStoreProtocol,
+    bus: SseBus,
+    slots: StreamSlots,
+    principal: Principal,
+    session_name: str,
+    last_event_id: str | None,
+) -> EventStreamResponse:
     await store.get(session_name)
-    return await open_event_stream(request, bus, slots, principal, [Target.session(session_name)])
+    return await open_event_stream(
+        bus, slots, principal, [Target.session(session_name)], last_event_id
+    )
+
+
+async def _fast_session_events(request: FastRequest) -> EventStreamResponse:
+    session_name = request.params["session_name"]
+    principal = require_session_access(request.stream_principal(), session_name)
+    return await _session_stream(
+        request.store, request.bus, request.slots, principal, session_name, request.last_event_id
+    )
 
 
 @router.post(
@@ -167,3 +191,7 @@ async def callback(
     except ValueError as exc:  # e.g. agent_active without an agent_id
         raise unprocessable(str(exc), "body", "status") from None
     return SessionPublic.of(session, await store.queue_position(session.session_name))
+
+
+#: Served ahead of FastAPI when all is well (infrastructure/web/fast_path.py).
+fast_routes = [FastRoute("GET", "/api/sessions/{session_name}/events", _fast_session_events)]

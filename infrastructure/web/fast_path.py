@@ -1,0 +1,239 @@
+"""A raw ASGI path for the few endpoints every event goes through.
+
+Opening a stream and publishing an event are what a busy deployment does all day,
+and the profile of the benchmark showed FastAPI's request machinery (routing,
+dependency solving, the middleware wrappers every ``send`` passes through) costing
+about as much as the work itself. So these endpoints are served here first, by
+handlers that call the *same* functions the documented FastAPI routes call (the
+token checks, the scope checks, the use cases).
+
+The rule that keeps the two paths from ever disagreeing: the fast path only
+*accepts*. Whatever it does not like -- a name that does not match, a bad or
+missing token, a 404, a full slot table, a body over the limit, an ``Origin``
+header when CORS is on, any exception before the response starts -- it hands the
+request, untouched (the body it read is replayed), to the FastAPI app, whose
+route answers with its documented 4xx. The FastAPI routes stay the contract (the
+OpenAPI document, the errors); this is a shortcut for the requests that succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import FastAPI
+from starlette.requests import cookie_parser
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from infrastructure.auth.dependencies import (
+    AGENT_COOKIE_NAME,
+    CUSTOMER_COOKIE_NAME,
+    TOKEN_QUERY_PARAM,
+    bearer_token,
+    stream_principal,
+    verify_principal,
+)
+from infrastructure.auth.limits import StreamSlots, stream_slots_of
+from infrastructure.auth.tokens import Principal
+from infrastructure.bootstrap.sse import SseBus
+from infrastructure.config import Settings
+from infrastructure.sessions import SessionStore
+from infrastructure.web.streams import LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY
+
+logger = logging.getLogger(__name__)
+
+#: What a path parameter may be on the fast path: a name (``NAME_PATTERN``). Anything
+#: else goes to the FastAPI route, which answers 422.
+_PARAM = "[A-Za-z0-9_-]{1,64}"
+
+
+class NotFast(Exception):
+    """Raised by a fast handler: let the FastAPI route answer this request."""
+
+
+class FastRequest:
+    """What a fast handler reads of a request: small, lazy, no framework objects."""
+
+    __slots__ = ("_body", "_query", "app", "params", "receive", "scope")
+
+    def __init__(
+        self, app: FastAPI, scope: Scope, receive: Receive, params: dict[str, str]
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.receive = receive
+        self.params = params
+        self._query: dict[str, str] | None = None
+        self._body: bytes | None = None
+
+    # --- what the app holds ---
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.app.state.settings
+        return settings
+
+    @property
+    def bus(self) -> SseBus:
+        bus: SseBus = self.app.state.bus
+        return bus
+
+    @property
+    def store(self) -> SessionStore:
+        store: SessionStore = self.app.state.store
+        return store
+
+    @property
+    def slots(self) -> StreamSlots:
+        return stream_slots_of(self.app.state, self.settings)
+
+    # --- what the client sent ---
+
+    def header(self, name: bytes) -> str | None:
+        """The first value of a header (``name`` in lower case, as ASGI gives them)."""
+        for key, value in self.scope["headers"]:
+            if key == name:
+                return str(value.decode("latin-1"))
+        return None
+
+    def query(self, name: str) -> str | None:
+        if self._query is None:
+            # The last value wins, as in Starlette's QueryParams.get.
+            self._query = dict(
+                parse_qsl(self.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            )
+        return self._query.get(name)
+
+    @property
+    def last_event_id(self) -> str | None:
+        return self.header(LAST_EVENT_ID_HEADER.encode()) or self.query(LAST_EVENT_ID_QUERY)
+
+    def principal(self) -> Principal:
+        """The caller, from ``Authorization: Bearer`` (as ``CurrentPrincipal``)."""
+        token = bearer_token(self.header(b"authorization"))
+        if token is None:
+            raise NotFast
+        return verify_principal(self.settings, token)
+
+    def stream_principal(self) -> Principal:
+        """The caller of a stream: Bearer, ``?token=``, cookie (as ``StreamPrincipal``)."""
+        authorization = self.header(b"authorization")
+        bearer = bearer_token(authorization)
+        if authorization is not None and bearer is None:
+            raise NotFast  # some other scheme: FastAPI's reading of it decides
+        cookie = self.header(b"cookie")
+        cookies = cookie_parser(cookie) if cookie else {}
+        return stream_principal(
+            self.settings,
+            bearer,
+            self.query(TOKEN_QUERY_PARAM),
+            (cookies.get(AGENT_COOKIE_NAME), cookies.get(CUSTOMER_COOKIE_NAME)),
+        )
+
+    async def body(self) -> bytes:
+        """The whole body, at most ``MAX_BODY_BYTES`` (announced by Content-Length:
+        anything else, chunked bodies included, takes the FastAPI path)."""
+        if self._body is None:
+            length = self.header(b"content-length")
+            if length is None or not length.isdigit() or int(length) > self.settings.MAX_BODY_BYTES:
+                raise NotFast
+            chunks: list[bytes] = []
+            more = True
+            while more:
+                message = await self.receive()
+                if message["type"] != "http.request":
+                    raise NotFast  # the client left: the FastAPI path notices it too
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            self._body = b"".join(chunks)
+        return self._body
+
+
+#: A fast handler: returns the response to send (an ASGI app), or raises.
+FastHandler = Callable[[FastRequest], Awaitable[ASGIApp]]
+
+
+@dataclass(frozen=True)
+class FastRoute:
+    """``method`` + ``path`` (``{name}`` parameters) served by ``handler`` first."""
+
+    method: str
+    path: str
+    handler: FastHandler
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z/_{}]+", self.path):
+            raise ValueError(f"fast route paths are plain: {self.path!r}")
+        pattern = re.sub(r"\{([a-z_]+)\}", lambda m: f"(?P<{m[1]}>{_PARAM})", self.path)
+        object.__setattr__(self, "_regex", re.compile(pattern))
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        found = self._regex.fullmatch(path)
+        return found.groupdict() if found is not None else None
+
+
+class ServiceApp(FastAPI):
+    """The FastAPI app, with :class:`FastRoute` handlers tried before its own stack."""
+
+    fast_routes: Sequence[FastRoute] = ()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.fast_routes:
+            served, receive = await self._try_fast(scope, receive, send)
+            if served:
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _try_fast(self, scope: Scope, receive: Receive, send: Send) -> tuple[bool, Receive]:
+        if scope.get("root_path") or (
+            self.state.settings.CORS_ORIGINS and _has_header(scope, b"origin")
+        ):
+            return False, receive  # the middleware (CORS) must see these
+        for route in self.fast_routes:
+            params = route.match(scope["method"], scope["path"])
+            if params is None:
+                continue
+            request = FastRequest(self, scope, receive, params)
+            try:
+                response = await route.handler(request)
+            except Exception as exc:
+                if not isinstance(exc, NotFast) and logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "fast path declined %s %s: %r", scope["method"], scope["path"], exc
+                    )
+                return False, _replaying(request._body, receive)
+            await response(scope, receive, send)
+            return True, receive
+        return False, receive
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key == name for key, _ in scope["headers"])
+
+
+def _replaying(body: bytes | None, receive: Receive) -> Receive:
+    """``receive``, giving back first the body the fast path already read."""
+    if body is None:
+        return receive
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replay
+
+
+def as_json(status: int, content: Any) -> ASGIApp:
+    """A small JSON response (what FastAPI would render for ``content``)."""
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
