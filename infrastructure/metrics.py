@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -14,9 +14,15 @@ BUS_MODES = ("redis", "redis-degraded", "memory")
 
 
 class BusCollector(Collector):
-    def __init__(self, get_bus: Callable[[], SseBus], service: str) -> None:
+    def __init__(
+        self,
+        get_bus: Callable[[], SseBus],
+        service: str,
+        fast_outcomes: Mapping[str, int] | None = None,
+    ) -> None:
         self._get_bus = get_bus
         self._service = service
+        self._fast_outcomes = fast_outcomes or {}
 
     def collect(self) -> Iterator[Metric]:
         bus = self._get_bus()
@@ -85,10 +91,22 @@ class BusCollector(Collector):
         overflow.add_metric([self._service], manager.outbox_overflow if manager else 0)
         yield overflow
 
+        fast = CounterMetricFamily(
+            "http_fast_path_requests",
+            "Stream and publish requests the fast path served, or handed to FastAPI "
+            "(declined: refused requests, CORS, anything unusual).",
+            labels=[*labels, "outcome"],
+        )
+        for outcome, count in sorted(self._fast_outcomes.items()):
+            fast.add_metric([self._service, outcome], count)
+        yield fast
 
-def build_registry(get_bus: Callable[[], SseBus], service: str) -> CollectorRegistry:
+
+def build_registry(
+    get_bus: Callable[[], SseBus], service: str, fast_outcomes: Mapping[str, int] | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(BusCollector(get_bus, service))
+    registry.register(BusCollector(get_bus, service, fast_outcomes))
     return registry
 
 

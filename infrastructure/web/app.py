@@ -56,7 +56,7 @@ def create_service_app(
     static_dir: Path | None = None,
     extra_lifespan: ServiceLifespan | None = None,
     fast_routes: Sequence[FastRoute] = (),
-) -> FastAPI:
+) -> ServiceApp:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -91,7 +91,7 @@ def create_service_app(
     app.fast_routes = [*shared_fast_routes, *fast_routes]
     app.state.settings = settings
     app.state.service = service
-    app.state.metrics = build_registry(lambda: app.state.bus, service)
+    app.state.metrics = build_registry(lambda: app.state.bus, service, app.fast_outcomes)
     install_error_handlers(app)
     app.include_router(shared_router)
     for router in routers:

@@ -184,7 +184,11 @@ class FastRoute:
 class ServiceApp(FastAPI):
     """The FastAPI app, with :class:`FastRoute` handlers tried before its own stack."""
 
-    fast_routes: Sequence[FastRoute] = ()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_routes: Sequence[FastRoute] = ()
+        #: Requests the fast path served, and those it handed to FastAPI (/metrics).
+        self.fast_outcomes: dict[str, int] = {"served": 0, "declined": 0}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.fast_routes:
@@ -210,7 +214,9 @@ class ServiceApp(FastAPI):
                     logger.debug(
                         "fast path declined %s %s: %r", scope["method"], scope["path"], exc
                     )
+                self.fast_outcomes["declined"] += 1
                 return False, _replaying(request._body, receive)
+            self.fast_outcomes["served"] += 1
             await response(scope, receive, send)
             return True, receive
         return False, receive

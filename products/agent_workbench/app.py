@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
 from infrastructure.config import Settings
 from infrastructure.web.app import create_service_app
+from infrastructure.web.fast_path import ServiceApp
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.routes import fast_routes, router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ServiceApp:
     return create_service_app(
         service="agent_workbench",
         title="Agent workbench",

@@ -10,12 +10,13 @@ from fastapi import FastAPI
 
 from infrastructure.config import Settings, get_settings
 from infrastructure.web.app import create_service_app
+from infrastructure.web.fast_path import ServiceApp
 from products.ai_chatbot.paths import STATIC_DIR
 from products.ai_chatbot.responders.factory import build_responder
 from products.ai_chatbot.routes import fast_routes, router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or get_settings()
 
     @asynccontextmanager
