@@ -139,6 +139,7 @@ class Listener:
         "cursor",
         "maxsize",
         "on_close",
+        "writer",
     )
 
     def __init__(
@@ -153,6 +154,11 @@ class Listener:
         self._waiter: asyncio.Future[None] | None = None
         self.close_reason: str | None = None
         self.on_close: Callable[[Listener], None] | None = None
+        #: Set by a consumer that can write an item at once (the SSE response): while
+        #: the consumer waits with nothing buffered, ``push`` hands items straight to it
+        #: (``True``: taken) instead of buffering them and waking the consumer's task,
+        #: a task switch per event and listener saved on the hottest path.
+        self.writer: Callable[[Event | bytes], bool] | None = None
         #: (epoch, id) per channel: where this listener is. Only kept up to date
         #: for multi-channel listeners, which need it for their ``id:`` line.
         self.cursor: list[tuple[str, str]] = (
@@ -169,6 +175,15 @@ class Listener:
             return
         if isinstance(item, Event) and self._floors is not None and self._below_floor(item):
             return
+        waiter = self._waiter
+        if (
+            self.writer is not None
+            and waiter is not None
+            and not waiter.done()
+            and not self._buf
+            and self.writer(item)
+        ):
+            return
         if item is PING:
             if self._buf and self._buf[-1] is PING:
                 return  # one pending ping is enough; a stuck reader gains no more
@@ -176,7 +191,6 @@ class Listener:
             self.close("slow")
             return
         self._buf.append(item)
-        waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from infrastructure.bootstrap.fanout import PING, Listener, ListenerClosed
+from infrastructure.bootstrap.fanout import PING, Event, Listener, ListenerClosed
 from infrastructure.bootstrap.sse import SseBus
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class EventStreamResponse(Response):
         self._sending = False
         self._kicked = False
         self._task: asyncio.Task[Any] | None = None
+        #: The rest of a write begun at once that found the socket's buffer full.
+        self._pending: asyncio.Future[None] | None = None
         self.raw_headers = list(_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,9 +73,12 @@ class EventStreamResponse(Response):
         def on_close(closed: Listener) -> None:
             if hub_on_close is not None:
                 hub_on_close(closed)
-            if closed.close_reason == "slow" and self._sending and self._task is not None:
-                self._kicked = True
-                self._task.cancel()
+            if closed.close_reason == "slow":
+                if self._pending is not None:
+                    self._pending.cancel()
+                if self._sending and self._task is not None:
+                    self._kicked = True
+                    self._task.cancel()
 
         listener.on_close = on_close
         timer: asyncio.TimerHandle | None = None
@@ -96,22 +102,32 @@ class EventStreamResponse(Response):
                 }
             )
             timer = loop.call_later(self.heartbeat, tick)
+            if inspect.iscoroutinefunction(send):
+                listener.writer = self._writer(send)
             while True:
                 try:
                     batch = await listener.next_batch()
                 except ListenerClosed as closed:
-                    if closed.reason == "shutdown":
-                        await send(
-                            {
-                                "type": "http.response.body",
-                                "body": b"retry: %d\n\n" % retry,
-                                "more_body": False,
-                            }
-                        )
-                    elif closed.reason != "disconnect":
-                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    if closed.reason == "disconnect" or (
+                        closed.reason == "slow" and self._pending is not None
+                    ):
+                        return
+                    self._sending = True
+                    if self._pending is not None:
+                        await self._pending
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b"retry: %d\n\n" % retry
+                            if closed.reason == "shutdown"
+                            else b"",
+                            "more_body": False,
+                        }
+                    )
                     return
                 self._sending = True
+                if self._pending is not None:
+                    await self._pending  # a write begun at once: it goes out first
                 await send(
                     {
                         "type": "http.response.body",
@@ -131,13 +147,75 @@ class EventStreamResponse(Response):
         except OSError:
             pass  # the client went away mid-write
         finally:
+            listener.writer = None
             metrics.open_streams -= 1
             if timer is not None:
                 timer.cancel()
+            if self._pending is not None:
+                self._pending.cancel()
             watcher.cancel()
             self.bus.close(listener)
             if self._on_close is not None:
                 self._on_close()
+
+    def _writer(
+        self, send: Callable[[Message], Coroutine[Any, Any, None]]
+    ) -> Callable[[Event | bytes], bool]:
+        """What the listener calls to write one item at once, from the publisher's
+        call stack, while this response waits with nothing buffered.
+
+        The server's ``send`` coroutine is stepped right here: uvicorn's completes in
+        that one step unless the socket's buffer is full. Then the rest of that send
+        runs as a task of its own, and nothing else is written (items buffer, the
+        response's loop waits for it) until it is done.
+        """
+        listener = self.listener
+        count_delivered = self.bus.stats.count_delivered
+
+        def write(item: Event | bytes) -> bool:
+            if self._pending is not None:
+                return False
+            step = send(
+                {"type": "http.response.body", "body": listener.encode((item,)), "more_body": True}
+            )
+            try:
+                waiting_on = step.send(None)
+            except StopIteration:
+                count_delivered((item,))
+                return True
+            except Exception:
+                # Written off here; the response's own loop sends the item again and
+                # meets the error where it is handled.
+                return False
+            self._pending = asyncio.ensure_future(_finish(step, waiting_on))
+            self._pending.add_done_callback(self._pending_done)
+            count_delivered((item,))
+            return True
+
+        return write
+
+    def _pending_done(self, task: asyncio.Future[None]) -> None:
+        if self._pending is task:
+            self._pending = None
+        if not task.cancelled() and task.exception() is not None:
+            # The client went away mid-write: the disconnect watcher ends the stream.
+            logger.debug("SSE write failed: %r", task.exception())
+
+
+async def _finish(step: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Drive a coroutine that was stepped by hand and is suspended on ``waiting_on``
+    to its end, as a task does: wait for what it waits on, then resume it."""
+    while True:
+        if asyncio.isfuture(waiting_on):
+            # Its outcome is read by the coroutine itself when resumed (result() raises).
+            with contextlib.suppress(BaseException):
+                await waiting_on
+        else:
+            await asyncio.sleep(0)  # a bare yield: just let the loop run once
+        try:
+            waiting_on = step.send(None)
+        except StopIteration:
+            return
 
 
 async def _watch_disconnect(receive: Receive, listener: Listener) -> None:
