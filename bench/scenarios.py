@@ -33,7 +33,7 @@ HOST = "127.0.0.1"
 #: (REDIS_POOL_SIZE=32, the subscriber connection included) raises MaxConnectionsError
 #: -> 503 instead of waiting when more requests than that need Redis at once, so the
 #: generator stays below it.
-CONNECT_CONCURRENCY = 24
+CONNECT_CONCURRENCY = int(os.environ.get("BENCH_CONNECT_CONCURRENCY", "24"))
 MAX_PUBLISHERS = 24
 
 SCENARIOS = {
@@ -69,7 +69,7 @@ FULL = Sizes(
     c_live_rate=2500,
     d_channels=100,
     d_subs_per_channel=20,
-    d_steps=[2000, 5000, 10_000, 15_000, 20_000, 30_000, 40_000, 60_000],
+    d_steps=[2000, 5000, 10_000, 15_000, 20_000, 30_000, 40_000, 60_000, 80_000],
     e_agents=50,
     e_rate=200,
 )
@@ -367,7 +367,9 @@ async def scenario_c(run: Run) -> None:
     await pub.connect()
     rss0 = run.server_rss()
     fds0 = fd_count(pid)
+    opening = run.meter()
     subs = await run.open([run.session_path(x) for x in names])
+    run.result["open_server_cpu_pct"] = server_cpu(opening.stop())
     rss1 = run.server_rss()
     run.result.update(
         redis_connections=await run.redis_clients(),

@@ -60,7 +60,8 @@ def redis_url(redis_server_session: RedisServer) -> str:
 @pytest.fixture
 def settings_factory(redis_url: str) -> SettingsFactory:
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"REDIS_URL": redis_url, **overrides}
+        # GC_GEN0_THRESHOLD=0: an app started in this process leaves the GC alone.
+        values: dict[str, Any] = {"REDIS_URL": redis_url, "GC_GEN0_THRESHOLD": 0, **overrides}
         # _env_file=None: a developer's .env (say, the AUTH_SECRET `make run` wrote) never
         # leaks into a test.
         return Settings(_env_file=None, **values)

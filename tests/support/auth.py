@@ -12,5 +12,7 @@ OTHER_SECRET = "another-secret-0123456789-0123456789-xyz"
 
 def make_settings(**overrides: Any) -> Settings:
     # _env_file=None: a developer's .env (make run writes one) must not leak into unit tests.
-    values: dict[str, Any] = {"AUTH_SECRET": SECRET, **overrides}
+    # GC_GEN0_THRESHOLD=0: an app started in the test process must not freeze the
+    # objects of the tests around it out of garbage collection.
+    values: dict[str, Any] = {"AUTH_SECRET": SECRET, "GC_GEN0_THRESHOLD": 0, **overrides}
     return Settings(_env_file=None, **values)

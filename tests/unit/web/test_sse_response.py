@@ -125,7 +125,12 @@ async def test_a_stuck_client_is_dropped_and_its_write_abandoned(bus: SseBus) ->
 async def test_a_busy_listener_buffers_instead(settings: Settings) -> None:
     listener = Listener(["ch"], maxsize=10)
     taken: list[object] = []
-    listener.writer = lambda item: taken.append(item) is None
+
+    def take(item: object) -> bool:
+        taken.append(item)
+        return True
+
+    listener.writer = take
     listener.push(b"a")  # nobody waits: buffered
     assert taken == []
     assert listener.pending() == 1
