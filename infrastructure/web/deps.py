@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.sessions import SessionStore as SessionStoreProtocol
-from infrastructure.web.streams import LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY
+from infrastructure.web.fast_path import LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY
 
 
 async def get_bus(request: Request) -> SseBus:

@@ -44,9 +44,13 @@ from infrastructure.auth.tokens import Principal
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings
 from infrastructure.sessions import SessionStore
-from infrastructure.web.streams import LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY
 
 logger = logging.getLogger(__name__)
+
+#: Where a client says what it last saw: the header (EventSource sets it on reconnect),
+#: else this query parameter (for clients that cannot set headers on the first request).
+LAST_EVENT_ID_HEADER = "last-event-id"
+LAST_EVENT_ID_QUERY = "last_event_id"
 
 #: What a path parameter may be on the fast path: a name (``NAME_PATTERN``). Anything
 #: else goes to the FastAPI route, which answers 422.

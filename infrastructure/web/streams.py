@@ -6,16 +6,14 @@ from collections.abc import Sequence
 
 from fastapi import HTTPException
 
+from infrastructure.auth.dependencies import require_session_access
 from infrastructure.auth.limits import StreamSlots
 from infrastructure.auth.tokens import Principal
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.events import Target
+from infrastructure.sessions import SessionStore
+from infrastructure.web.fast_path import FastRequest
 from infrastructure.web.sse_response import EventStreamResponse
-
-#: Where a client says what it last saw: the header (EventSource sets it on reconnect),
-#: else this query parameter (for clients that cannot set headers on the first request).
-LAST_EVENT_ID_HEADER = "last-event-id"
-LAST_EVENT_ID_QUERY = "last_event_id"
 
 
 async def open_event_stream(
@@ -38,4 +36,29 @@ async def open_event_stream(
         raise
     return EventStreamResponse(
         bus, listener, heartbeat_seconds=heartbeat_seconds, on_close=slot.release
+    )
+
+
+async def open_session_stream(
+    store: SessionStore,
+    bus: SseBus,
+    slots: StreamSlots,
+    principal: Principal,
+    session_name: str,
+    last_event_id: str | None,
+) -> EventStreamResponse:
+    """``GET /api/sessions/{session_name}/events`` of both services: 404 for a session
+    that does not exist, else its stream."""
+    await store.get(session_name)
+    return await open_event_stream(
+        bus, slots, principal, [Target.session(session_name)], last_event_id
+    )
+
+
+async def fast_session_events(request: FastRequest) -> EventStreamResponse:
+    """The same, on the fast path (see fast_path.py)."""
+    session_name = request.params["session_name"]
+    principal = require_session_access(request.stream_principal(), session_name)
+    return await open_session_stream(
+        request.store, request.bus, request.slots, principal, session_name, request.last_event_id
     )

@@ -17,21 +17,22 @@ from infrastructure.auth.dependencies import (
     clear_auth_cookie,
     require_agent_identity,
     require_role,
-    require_session_access,
     set_auth_cookie,
 )
-from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlots, StreamSlotsDep
-from infrastructure.auth.tokens import Principal, Role
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
+from infrastructure.auth.tokens import Role
 from infrastructure.sessions import SessionStatus
-from infrastructure.sessions import SessionStore as SessionStoreProtocol
 from infrastructure.web.deps import Bus, LastEventId, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.fast_path import FastRequest, FastRoute
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
-from infrastructure.web.streams import open_event_stream
+from infrastructure.web.streams import (
+    fast_session_events,
+    open_event_stream,
+    open_session_stream,
+)
 from products.agent_workbench.handlers import agents, sessions
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
@@ -113,21 +114,7 @@ async def session_events(
     last_event_id: LastEventId,
 ) -> EventStreamResponse:
     """One session's events (``: ping`` every 30 s by default); resume with ``Last-Event-ID``."""
-    return await _session_stream(store, bus, slots, principal, session_name, last_event_id)
-
-
-async def _session_stream(
-    store: SessionStoreProtocol,
-    bus: SseBus,
-    slots: StreamSlots,
-    principal: Principal,
-    session_name: str,
-    last_event_id: str | None,
-) -> EventStreamResponse:
-    await store.get(session_name)
-    return await open_event_stream(
-        bus, slots, principal, sessions.session_targets(session_name), last_event_id
-    )
+    return await open_session_stream(store, bus, slots, principal, session_name, last_event_id)
 
 
 @router.get(
@@ -147,14 +134,6 @@ async def agent_events(
     """The agent's own events and every broadcast (new transfer requests)."""
     return await open_event_stream(
         bus, slots, principal, sessions.agent_targets(agent_id), last_event_id
-    )
-
-
-async def _fast_session_events(request: FastRequest) -> EventStreamResponse:
-    session_name = request.params["session_name"]
-    principal = require_session_access(request.stream_principal(), session_name)
-    return await _session_stream(
-        request.store, request.bus, request.slots, principal, session_name, request.last_event_id
     )
 
 
@@ -238,6 +217,6 @@ async def post_message(
 
 #: Served ahead of FastAPI when all is well (infrastructure/web/fast_path.py).
 fast_routes = [
-    FastRoute("GET", "/api/sessions/{session_name}/events", _fast_session_events),
+    FastRoute("GET", "/api/sessions/{session_name}/events", fast_session_events),
     FastRoute("GET", "/api/agents/{agent_id}/events", _fast_agent_events),
 ]

@@ -17,18 +17,18 @@ from infrastructure.auth.dependencies import (
     require_session_access,
     set_auth_cookie,
 )
-from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlots, StreamSlotsDep
-from infrastructure.auth.tokens import Principal, Role
-from infrastructure.bootstrap.sse import SseBus
-from infrastructure.events import Target
-from infrastructure.sessions import SessionStore as SessionStoreProtocol
+from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
+from infrastructure.auth.tokens import Role
 from infrastructure.web.deps import Bus, LastEventId, SessionStore
 from infrastructure.web.errors import unprocessable
-from infrastructure.web.fast_path import FastRequest, FastRoute
+from infrastructure.web.fast_path import FastRoute
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
-from infrastructure.web.streams import open_event_stream
+from infrastructure.web.streams import (
+    fast_session_events,
+    open_session_stream,
+)
 from products.ai_chatbot.handlers import manual, messages, sessions
 from products.ai_chatbot.paths import STATIC_DIR
 from products.ai_chatbot.responders.base import Responder
@@ -97,29 +97,7 @@ async def session_events(
     last_event_id: LastEventId,
 ) -> EventStreamResponse:
     """The session's events as Server-Sent Events; resume with ``Last-Event-ID``."""
-    return await _session_stream(store, bus, slots, principal, session_name, last_event_id)
-
-
-async def _session_stream(
-    store: SessionStoreProtocol,
-    bus: SseBus,
-    slots: StreamSlots,
-    principal: Principal,
-    session_name: str,
-    last_event_id: str | None,
-) -> EventStreamResponse:
-    await store.get(session_name)
-    return await open_event_stream(
-        bus, slots, principal, [Target.session(session_name)], last_event_id
-    )
-
-
-async def _fast_session_events(request: FastRequest) -> EventStreamResponse:
-    session_name = request.params["session_name"]
-    principal = require_session_access(request.stream_principal(), session_name)
-    return await _session_stream(
-        request.store, request.bus, request.slots, principal, session_name, request.last_event_id
-    )
+    return await open_session_stream(store, bus, slots, principal, session_name, last_event_id)
 
 
 @router.post(
@@ -194,4 +172,4 @@ async def callback(
 
 
 #: Served ahead of FastAPI when all is well (infrastructure/web/fast_path.py).
-fast_routes = [FastRoute("GET", "/api/sessions/{session_name}/events", _fast_session_events)]
+fast_routes = [FastRoute("GET", "/api/sessions/{session_name}/events", fast_session_events)]
