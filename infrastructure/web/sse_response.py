@@ -172,12 +172,16 @@ class EventStreamResponse(Response):
         listener = self.listener
         count_delivered = self.bus.stats.count_delivered
 
+        single = len(listener.channels) == 1
+
         def write(item: Event | bytes) -> bool:
             if self._pending is not None:
                 return False
-            step = send(
-                {"type": "http.response.body", "body": listener.encode((item,)), "more_body": True}
-            )
+            if single:  # the shared bytes as they are (encode() would join a list of one)
+                body = item.frame if isinstance(item, Event) else item
+            else:
+                body = listener.encode((item,))
+            step = send({"type": "http.response.body", "body": body, "more_body": True})
             try:
                 waiting_on = step.send(None)
             except StopIteration:
