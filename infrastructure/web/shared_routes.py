@@ -1,4 +1,5 @@
-"""Routes both services serve: health, readiness, metrics, the publish API, the transcript."""
+"""Routes both services serve: health, readiness, metrics, the publish API, the transcript,
+a session's event stream."""
 
 from __future__ import annotations
 
@@ -14,18 +15,21 @@ from infrastructure.auth.dependencies import (
     ServiceCaller,
     SessionAccess,
     SessionNamePath,
+    SessionStreamAccess,
     SettingsDep,
     require_role,
 )
-from infrastructure.auth.limits import JSONTooDeep, check_json_depth
+from infrastructure.auth.limits import JSONTooDeep, StreamSlotsDep, check_json_depth
 from infrastructure.auth.tokens import Principal, Role
 from infrastructure.config import Settings
 from infrastructure.events import NAME_PATTERN, Target, TargetKind
 from infrastructure.metrics import render
-from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.web.deps import Bus, LastEventId, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.fast_path import FastRequest, FastRoute, NotFast, as_json
 from infrastructure.web.models import EventAccepted, MessagePublic, Readiness
+from infrastructure.web.sse_response import EventStreamResponse
+from infrastructure.web.streams import STREAM_RESPONSES, fast_session_events, open_session_stream
 
 router = APIRouter()
 
@@ -184,8 +188,31 @@ async def _fast_publish(request: FastRequest) -> ASGIApp:
     return as_json(202, accepted.model_dump())
 
 
+@router.get(
+    "/api/sessions/{session_name}/events",
+    tags=["sessions"],
+    response_class=EventStreamResponse,
+    status_code=200,
+    responses=STREAM_RESPONSES,
+)
+async def session_events(
+    session_name: SessionNamePath,
+    principal: SessionStreamAccess,
+    bus: Bus,
+    slots: StreamSlotsDep,
+    store: SessionStore,
+    last_event_id: LastEventId,
+) -> EventStreamResponse:
+    """The session's events as Server-Sent Events (``: ping`` every ``SSE_HEARTBEAT_SECONDS``);
+    resume with ``Last-Event-ID``."""
+    return await open_session_stream(store, bus, slots, principal, session_name, last_event_id)
+
+
 #: Served ahead of FastAPI by both services (see infrastructure/web/fast_path.py).
-fast_routes = [FastRoute("POST", "/api/events/{kind}/{target}", _fast_publish)]
+fast_routes = [
+    FastRoute("POST", "/api/events/{kind}/{target}", _fast_publish),
+    FastRoute("GET", "/api/sessions/{session_name}/events", fast_session_events),
+]
 
 
 @router.get(

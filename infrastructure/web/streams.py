@@ -15,6 +15,11 @@ from infrastructure.sessions import SessionStore
 from infrastructure.web.fast_path import FastRequest
 from infrastructure.web.sse_response import EventStreamResponse
 
+#: How every stream endpoint documents its 200 in OpenAPI.
+STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}
+}
+
 
 async def open_event_stream(
     bus: SseBus,

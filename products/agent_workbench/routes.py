@@ -12,7 +12,6 @@ from infrastructure.auth.dependencies import (
     AgentStreamSelf,
     CurrentAgent,
     SessionNamePath,
-    SessionStreamAccess,
     SettingsDep,
     clear_auth_cookie,
     require_agent_identity,
@@ -28,11 +27,7 @@ from infrastructure.web.fast_path import FastRequest, FastRoute
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
-from infrastructure.web.streams import (
-    fast_session_events,
-    open_event_stream,
-    open_session_stream,
-)
+from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
 from products.agent_workbench.handlers import agents, sessions
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
@@ -43,10 +38,6 @@ from products.agent_workbench.schemas import (
 )
 
 router = APIRouter()
-
-_STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}
-}
 
 
 @router.get("/", include_in_schema=False)
@@ -99,30 +90,11 @@ async def get_session(
 
 
 @router.get(
-    "/api/sessions/{session_name}/events",
-    tags=["sessions"],
-    response_class=EventStreamResponse,
-    status_code=200,
-    responses=_STREAM_RESPONSES,
-)
-async def session_events(
-    session_name: SessionNamePath,
-    principal: SessionStreamAccess,
-    bus: Bus,
-    slots: StreamSlotsDep,
-    store: SessionStore,
-    last_event_id: LastEventId,
-) -> EventStreamResponse:
-    """One session's events (``: ping`` every 30 s by default); resume with ``Last-Event-ID``."""
-    return await open_session_stream(store, bus, slots, principal, session_name, last_event_id)
-
-
-@router.get(
     "/api/agents/{agent_id}/events",
     tags=["agents"],
     response_class=EventStreamResponse,
     status_code=200,
-    responses=_STREAM_RESPONSES,
+    responses=STREAM_RESPONSES,
 )
 async def agent_events(
     agent_id: str,
@@ -217,6 +189,5 @@ async def post_message(
 
 #: Served ahead of FastAPI when all is well (infrastructure/web/fast_path.py).
 fast_routes = [
-    FastRoute("GET", "/api/sessions/{session_name}/events", fast_session_events),
     FastRoute("GET", "/api/agents/{agent_id}/events", _fast_agent_events),
 ]

@@ -13,7 +13,7 @@ from infrastructure.web.app import create_service_app
 from infrastructure.web.fast_path import ServiceApp
 from products.ai_chatbot.paths import STATIC_DIR
 from products.ai_chatbot.responders.factory import build_responder
-from products.ai_chatbot.routes import fast_routes, router
+from products.ai_chatbot.routes import router
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
@@ -30,7 +30,6 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         title="AI chatbot",
         description="The customer side: chat with the bot, ask for a human (转人工).",
         routers=[router],
-        fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,
         extra_lifespan=bot,

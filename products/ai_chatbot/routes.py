@@ -11,24 +11,17 @@ from infrastructure.auth.dependencies import (
     ServiceCaller,
     SessionAccess,
     SessionNamePath,
-    SessionStreamAccess,
     SettingsDep,
     require_role,
     require_session_access,
     set_auth_cookie,
 )
-from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
+from infrastructure.auth.limits import RateLimitedPrincipal
 from infrastructure.auth.tokens import Role
-from infrastructure.web.deps import Bus, LastEventId, SessionStore
+from infrastructure.web.deps import Bus, SessionStore
 from infrastructure.web.errors import unprocessable
-from infrastructure.web.fast_path import FastRoute
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
-from infrastructure.web.sse_response import EventStreamResponse
-from infrastructure.web.streams import (
-    fast_session_events,
-    open_session_stream,
-)
 from products.ai_chatbot.handlers import manual, messages, sessions
 from products.ai_chatbot.paths import STATIC_DIR
 from products.ai_chatbot.responders.base import Responder
@@ -79,25 +72,6 @@ async def get_session(
 ) -> SessionPublic:
     """The session's status, its place in the queue and the time waited (for polling)."""
     return await sessions.session_status(store, session_name)
-
-
-@router.get(
-    "/api/sessions/{session_name}/events",
-    tags=["sessions"],
-    response_class=EventStreamResponse,
-    status_code=200,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
-)
-async def session_events(
-    session_name: SessionNamePath,
-    principal: SessionStreamAccess,
-    bus: Bus,
-    slots: StreamSlotsDep,
-    store: SessionStore,
-    last_event_id: LastEventId,
-) -> EventStreamResponse:
-    """The session's events as Server-Sent Events; resume with ``Last-Event-ID``."""
-    return await open_session_stream(store, bus, slots, principal, session_name, last_event_id)
 
 
 @router.post(
@@ -169,7 +143,3 @@ async def callback(
     except ValueError as exc:  # e.g. agent_active without an agent_id
         raise unprocessable(str(exc), "body", "status") from None
     return SessionPublic.of(session, await store.queue_position(session.session_name))
-
-
-#: Served ahead of FastAPI when all is well (infrastructure/web/fast_path.py).
-fast_routes = [FastRoute("GET", "/api/sessions/{session_name}/events", fast_session_events)]

@@ -47,10 +47,6 @@ async def sessions_by_status(
     raise ValueError(f"status={status} cannot be listed: use one of {', '.join(LISTABLE)}")
 
 
-def session_targets(session_name: str) -> list[Target]:
-    return [Target.session(session_name)]
-
-
 def agent_targets(agent_id: str) -> list[Target]:
     """An agent follows its own channel and the broadcast (new transfer requests)."""
     return [Target.agent(agent_id), Target.broadcast()]
