@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -33,7 +34,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from infrastructure.bootstrap.fanout import (
     ORIGIN_EPOCH,
@@ -46,6 +47,7 @@ from infrastructure.bootstrap.fanout import (
 )
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
 from infrastructure.bootstrap.redis_client import make_redis_client
+from infrastructure.bootstrap.redis_pipe import CommandPipe
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
 
@@ -80,6 +82,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. id .. ' ' .. ARGV[6] .. ' ' .. ARGV[2])
 return {epoch, id}
 """
+_PUBLISH_SHA = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
 
 #: Tag of a message published normally; an outbox flush tags its messages so that
 #: this process, whose listeners already had them, does not deliver them twice.
@@ -144,7 +147,7 @@ class RedisSseManager:
         self._uid_seq = 0
         self._skip_tags: set[str] = set()
         self._tag_seq = 0
-        self._script: Any = None
+        self._pipe: CommandPipe | None = None
         # Counters read by /metrics and /readyz.
         self.reconnects = 0
         self.outbox_overflow = 0
@@ -160,7 +163,10 @@ class RedisSseManager:
         if self._redis is None:
             # redis-py retries nothing here: this manager decides (outbox, uid check).
             self._redis = make_redis_client(self.settings, retries=0)
-            self._script = self._redis.register_script(_PUBLISH_LUA)
+            # Publishes, the hot path, share one pipelined connection of their own.
+            self._pipe = CommandPipe(
+                self.settings.REDIS_URL, self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+            )
         if self._reader is None:
             self._reader = asyncio.create_task(self._run(), name="redis-sse-subscriber")
         with contextlib.suppress(TimeoutError):
@@ -206,6 +212,9 @@ class RedisSseManager:
                     await task
         self._reader = self._flusher = self._position_reader = self._outbox_retry = None
         await self._drop_pubsub()
+        if self._pipe is not None:
+            await self._pipe.close()
+            self._pipe = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -260,21 +269,28 @@ class RedisSseManager:
         self, channel: str, body: bytes, tag: str, uid: str, check: bool = False
     ) -> tuple[str, str]:
         settings = self.settings
-        result = await self._script(
-            keys=[self.stream_key(channel), self.epoch_key(channel)],
-            args=[
-                channel,
-                body,
-                settings.SSE_HISTORY_LENGTH,
-                settings.SSE_HISTORY_TTL_SECONDS * 1000,
-                # The epoch a new Stream would get: unique per process and publish is
-                # enough (epochs only need to differ between generations of one channel).
-                f"{self._epoch_base}{self._uid_seq:x}"[:16],
-                tag,
-                uid,
-                "1" if check else "0",
-            ],
+        if self._pipe is None:
+            raise RedisUnavailable("RedisSseManager.connect() was not called")
+        args = (
+            2,
+            self.stream_key(channel),
+            self.epoch_key(channel),
+            channel,
+            body,
+            settings.SSE_HISTORY_LENGTH,
+            settings.SSE_HISTORY_TTL_SECONDS * 1000,
+            # The epoch a new Stream would get: unique per process and publish is
+            # enough (epochs only need to differ between generations of one channel).
+            f"{self._epoch_base}{self._uid_seq:x}"[:16],
+            tag,
+            uid,
+            "1" if check else "0",
         )
+        try:
+            result = await self._pipe.execute("EVALSHA", _PUBLISH_SHA, *args)
+        except NoScriptError:
+            # A Redis that restarted, or had its script cache flushed: EVAL loads it.
+            result = await self._pipe.execute("EVAL", _PUBLISH_LUA, *args)
         if len(result) > 2:  # already written by an earlier attempt: nothing published
             self._skip_tags.discard(tag)
         return result[0].decode(), result[1].decode()

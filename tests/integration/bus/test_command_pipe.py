@@ -1,0 +1,119 @@
+"""CommandPipe against a real Redis: concurrent callers on one connection, each
+gets its own reply; failures fail the commands in flight and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from infrastructure.bootstrap.redis_pipe import CommandPipe
+from tests.support.redis_server import RedisServer
+
+
+@pytest.fixture
+async def pipe(redis_url: str) -> AsyncIterator[CommandPipe]:
+    command_pipe = CommandPipe(redis_url, timeout=2.0)
+    yield command_pipe
+    await command_pipe.close()
+
+
+async def _clients(url: str) -> int:
+    client = aioredis.Redis.from_url(url)
+    try:
+        return len(await client.client_list()) - 1  # not this one
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_commands_share_one_connection_and_get_their_own_replies(
+    pipe: CommandPipe, redis_url: str
+) -> None:
+    replies = await asyncio.gather(*(pipe.execute("INCR", "counter") for _ in range(500)))
+    # INCR answers the count so far: the n-th command sent gets n, so every caller got
+    # the reply to its own command, in the order they were sent.
+    assert replies == list(range(1, 501))
+    echoed = await asyncio.gather(*(pipe.execute("ECHO", f"m{i}") for i in range(100)))
+    assert echoed == [f"m{i}".encode() for i in range(100)]
+    assert await _clients(redis_url) == 1
+
+
+async def test_an_error_reply_fails_its_command_only(pipe: CommandPipe) -> None:
+    await pipe.execute("SET", "text", "abc")
+    results = await asyncio.gather(
+        pipe.execute("INCR", "n"),
+        pipe.execute("INCR", "text"),  # not an integer: an error reply
+        pipe.execute("INCR", "n"),
+        return_exceptions=True,
+    )
+    assert results[0] == 1
+    assert isinstance(results[1], ResponseError)
+    assert results[2] == 2
+    assert await pipe.execute("GET", "text") == b"abc"
+
+
+async def test_a_slow_reply_times_out_every_command_in_flight_and_the_next_reconnects(
+    redis_url: str,
+) -> None:
+    pipe = CommandPipe(redis_url, timeout=0.3)
+    try:
+        # BLPOP blocks the connection for 5 s: the INCR sent behind it waits too.
+        results = await asyncio.gather(
+            pipe.execute("BLPOP", "empty-list", 5),
+            pipe.execute("INCR", "after"),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, RedisTimeoutError) for r in results), results
+        assert pipe.in_flight == 0
+        # The stuck connection was dropped: the next command runs on a new one.
+        assert await pipe.execute("PING") == b"PONG"
+        assert await pipe.execute("INCR", "after") in (1, 2)
+    finally:
+        await pipe.close()
+
+
+async def test_a_cancelled_caller_does_not_shift_the_replies(pipe: CommandPipe) -> None:
+    assert await pipe.execute("PING") == b"PONG"  # connected: the next two are written at once
+    waiting = asyncio.ensure_future(pipe.execute("BLPOP", "queue", 1))
+    behind = asyncio.ensure_future(pipe.execute("ECHO", "mine"))
+    await asyncio.sleep(0)  # both written
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await pipe.execute("RPUSH", "other", "x") == 1
+    # The BLPOP's reply (nil after 1 s) is read and dropped; ECHO still gets its own.
+    assert await behind == b"mine"
+    assert await pipe.execute("ECHO", "next") == b"next"
+
+
+async def test_redis_restart_fails_commands_in_flight_then_reconnects(
+    redis_server: RedisServer,
+) -> None:
+    pipe = CommandPipe(redis_server.url, timeout=2.0)
+    try:
+        assert await pipe.execute("SET", "k", "v") == b"OK"
+        in_flight = asyncio.ensure_future(pipe.execute("BLPOP", "never", 10))
+        await asyncio.sleep(0)
+        redis_server.kill()
+        with pytest.raises(RedisConnectionError):
+            await in_flight
+        with pytest.raises((RedisConnectionError, OSError)):
+            await pipe.execute("PING")
+        redis_server.restart()
+        assert await pipe.execute("SET", "k", "again") == b"OK"
+        assert await pipe.execute("GET", "k") == b"again"
+    finally:
+        await pipe.close()
+
+
+async def test_closed_pipe_refuses(redis_url: str) -> None:
+    pipe = CommandPipe(redis_url, timeout=1.0)
+    assert await pipe.execute("ECHO", "x") == b"x"
+    await pipe.close()
+    with pytest.raises(RedisConnectionError):
+        await pipe.execute("ECHO", "y")
