@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import random
 from collections import deque
@@ -637,8 +638,13 @@ class RedisSseManager:
     async def _read_forever(self) -> None:
         pubsub = self._pubsub
         assert pubsub is not None
+        assert pubsub.connection is not None
+        # Straight from the connection: PubSub.parse_response adds a health check,
+        # a retry layer (that would reconnect behind our back) and timing to each
+        # message, the hot path of every event this process delivers.
+        read = pubsub.connection.read_response
         while True:
-            response = await pubsub.parse_response(block=True)
+            response = await read(timeout=math.inf, disconnect_on_error=False, push_request=True)
             kind = response[0]
             if kind == b"message":
                 self._on_message(response)
