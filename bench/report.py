@@ -101,6 +101,8 @@ def markdown(run: dict[str, Any]) -> str:
             ):
                 if k in r:
                     bits.append(f"{k} {r[k]}")
+            if r.get("redis_connections_by_name"):
+                bits.append(f"Redis connections by name {r['redis_connections_by_name']}")
             if r.get("connect_error_samples"):
                 bits.append(f"connect errors e.g. {r['connect_error_samples'][:2]}")
             if r.get("publish_error_samples"):

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -143,8 +144,11 @@ class Run:
         return self.stack.target == "product"
 
     async def redis_clients(self) -> int:
-        clients = await self.redis.client_list()
-        return sum(1 for c in clients if c.get("name") != "bench")
+        """Connections the services hold; by name (``<service>:<role>``) in the result."""
+        clients = [c for c in await self.redis.client_list() if c.get("name") != "bench"]
+        by_name = Counter(c.get("name") or "(unnamed)" for c in clients)
+        self.result["redis_connections_by_name"] = dict(sorted(by_name.items()))
+        return len(clients)
 
     async def create_sessions(self, names: Sequence[str]) -> None:
         """Sessions must exist for the product's session stream (404 otherwise)."""

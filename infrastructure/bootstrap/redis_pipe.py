@@ -39,11 +39,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 class CommandPipe:
     """Pipelined commands on one connection, replies matched in order."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, name: str | None = None) -> None:
         # The pool is only a factory here: it parses the URL and makes the one
         # connection; it never hands connections out.
         self._factory = aioredis.ConnectionPool.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=None
+            url, socket_connect_timeout=timeout, socket_timeout=None, client_name=name
         )
         self.timeout = timeout
         self._conn: AbstractConnection | None = None

@@ -47,7 +47,7 @@ from infrastructure.bootstrap.fanout import (
     id_key,
 )
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
-from infrastructure.bootstrap.redis_client import make_redis_client
+from infrastructure.bootstrap.redis_client import connection_name, make_redis_client
 from infrastructure.bootstrap.redis_pipe import CommandPipe
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
@@ -162,11 +162,14 @@ class RedisSseManager:
         not: the manager keeps trying in the background and serves local listeners
         meanwhile (the outage mode)."""
         if self._redis is None:
-            # redis-py retries nothing here: this manager decides (outbox, uid check).
-            self._redis = make_redis_client(self.settings, retries=0)
-            # Publishes, the hot path, share one pipelined connection of their own.
+            # The subscriber and the reads of history; the session store shares it.
+            self._redis = make_redis_client(self.settings, "commands")
+            # Publishes, the hot path, share one pipelined connection of their own;
+            # redis-py retries nothing there: this manager decides (outbox, uid check).
             self._pipe = CommandPipe(
-                self.settings.REDIS_URL, self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+                self.settings.REDIS_URL,
+                self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+                connection_name(self.settings, "publish"),
             )
         if self._reader is None:
             self._reader = asyncio.create_task(self._run(), name="redis-sse-subscriber")

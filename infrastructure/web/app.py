@@ -25,7 +25,6 @@ from fastapi.staticfiles import StaticFiles
 from infrastructure.auth.logging import install_log_redaction
 from infrastructure.auth.tokens import check_auth_secret
 from infrastructure.bootstrap import sse
-from infrastructure.bootstrap.redis_client import make_redis_client
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings, get_settings
 from infrastructure.metrics import build_registry
@@ -118,18 +117,16 @@ def _build_store(
 ) -> tuple[SessionStore, Callable[[], Awaitable[None]]]:
     """The session store and how to close it.
 
-    In Redis mode the store has a pool of its own, with one retry: after Redis
-    restarts, every pooled connection is stale once, and a user's request should
-    not fail for that. (The bus's pool retries nothing by itself: it decides.)
+    In Redis mode the store shares the bus's command pool (one pool per process,
+    closed with the bus); its commands are retried once on a stale connection.
     """
+
+    async def nothing() -> None:
+        return None
+
     if bus.manager is None:
-
-        async def nothing() -> None:
-            return None
-
         return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
-    client = make_redis_client(settings, retries=1)
-    return RedisSessionStore(client, settings), client.aclose
+    return RedisSessionStore(bus.manager.redis, settings), nothing
 
 
 def _end_streams_on_signal(bus: SseBus) -> Callable[[], None]:

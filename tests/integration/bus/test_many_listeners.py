@@ -58,11 +58,20 @@ async def test_500_listeners_on_500_channels_hold_one_pubsub_connection(
         assert await numsub(observer, channels) == dict.fromkeys(channels, 1)
         assert set(get_sse_queues()) == set(channels)
 
-        # Each listener gets the events of its own channel, and only those.
-        for index, name in enumerate(names):
-            await bus.publish(name, "notification", {"i": index}, "tests")
+        # Each listener gets the events of its own channel, and only those. Published
+        # all at once: they share one pipelined connection, not one each.
+        await asyncio.gather(
+            *(bus.publish(name, "notification", {"i": i}, "tests") for i, name in enumerate(names))
+        )
         for index, listener in enumerate(listeners):
             assert payloads(await next_events(listener)) == [{"i": index}]
+        by_name: dict[str, int] = {}
+        for client in await observer.client_list():
+            by_name[client["name"]] = by_name.get(client["name"], 0) + 1
+        service = settings.SERVICE_NAME
+        assert by_name[f"{service}:publish"] == 1, by_name
+        # The subscriber and the pool of commands (the session store shares it).
+        assert 1 <= by_name[f"{service}:commands"] <= settings.REDIS_POOL_SIZE + 1, by_name
 
         for listener in listeners:
             bus.close(listener)
