@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -56,23 +57,38 @@ class CommandPipe:
         self._disconnects: set[asyncio.Task[None]] = set()
 
     async def execute(self, *args: Any) -> Any:
-        """Send one command; its reply (a :class:`ResponseError` is raised)."""
+        """Send one command; its reply (an error reply is raised as :class:`ResponseError`)."""
+        (future,) = await self._send((args,))
+        return await future
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send several commands in one write; their replies, in order. The first
+        error is raised once every reply is in (none is left unread)."""
+        futures = await self._send(commands)
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
+    async def _send(self, commands: Sequence[Sequence[Any]]) -> list[asyncio.Future[Any]]:
         conn = self._conn if self._conn is not None else await self._connect()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        # The command and its place in the queue in one step, before any await:
+        deadline = loop.time() + self.timeout
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
+        # The commands and their places in the queue in one step, before any await:
         # the order of the queue is the order on the wire.
-        self._waiting.append((future, loop.time() + self.timeout))
+        self._waiting.extend((future, deadline) for future in futures)
         writer = conn._writer  # redis-py's stream, written to directly: no task per write
         try:
             if writer is None:
                 raise OSError("not connected")
-            writer.write(hiredis.pack_command(args))
+            writer.write(b"".join(hiredis.pack_command(tuple(c)) for c in commands))
         except Exception as exc:
             self._abort(RedisConnectionError(f"writing to Redis failed: {exc!r}"))
-        if self._watchdog is None:
+        if self._watchdog is None and self._waiting:
             self._watchdog = loop.call_at(self._waiting[0][1], self._check_deadline)
-        return await future
+        return futures
 
     @property
     def in_flight(self) -> int:

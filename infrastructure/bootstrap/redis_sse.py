@@ -183,6 +183,13 @@ class RedisSseManager:
         return self._connected.is_set()
 
     @property
+    def pipe(self) -> CommandPipe:
+        """The pipelined connection the publishes use (reads that must be cheap too)."""
+        if self._pipe is None:
+            raise RedisUnavailable("RedisSseManager.connect() was not called")
+        return self._pipe
+
+    @property
     def redis(self) -> aioredis.Redis:
         if self._redis is None:
             raise RedisUnavailable("RedisSseManager.connect() was not called")
@@ -404,15 +411,34 @@ class RedisSseManager:
     async def position(self, channel: str) -> tuple[str, str] | None:
         """(epoch, newest id) of a channel's history; None when it has none."""
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(self.epoch_key(channel))
-                pipe.xrevrange(self.stream_key(channel), count=1)
-                epoch, last = await pipe.execute()
+            (found,) = await self._positions_of([channel])
         except (RedisError, OSError, RedisUnavailable):
             return None
-        if epoch is None or not last:
+        if found is None:
             return None
-        return epoch.decode(), last[0][0].decode()
+        epoch, key = found
+        return epoch, f"{key[0]}-{key[1]}"
+
+    async def _positions_of(
+        self, channels: Sequence[str]
+    ) -> list[tuple[str, tuple[int, int]] | None]:
+        """(epoch, newest id key) of each channel's history, None where it has none:
+        two reads per channel, all in one write on the publish connection."""
+        if self._pipe is None:
+            raise RedisUnavailable("RedisSseManager.connect() was not called")
+        commands: list[tuple[str | int, ...]] = []
+        for channel in channels:
+            commands.append(("GET", self.epoch_key(channel)))
+            commands.append(("XREVRANGE", self.stream_key(channel), "+", "-", "COUNT", 1))
+        answers = await self._pipe.execute_many(commands)
+        positions: list[tuple[str, tuple[int, int]] | None] = []
+        for index in range(len(channels)):
+            epoch, last = answers[2 * index], answers[2 * index + 1]
+            if epoch is None or not last:
+                positions.append(None)
+            else:
+                positions.append((_text(epoch), id_key(_text(last[0][0]))))
+        return positions
 
     async def history_after(self, channel: str, epoch: str, event_id: str) -> Replay:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -704,23 +730,15 @@ class RedisSseManager:
 
     async def _read_positions_of(self, channels: list[str]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for channel in channels:
-                    pipe.get(self.epoch_key(channel))
-                    pipe.xrevrange(self.stream_key(channel), count=1)
-                answers = await pipe.execute()
+            positions = await self._positions_of(channels)
         except (RedisError, OSError, RedisUnavailable) as exc:
             self.last_error = repr(exc)
             return
-        for index, channel in enumerate(channels):
-            epoch, last = answers[2 * index], answers[2 * index + 1]
+        for channel, position in zip(channels, positions, strict=True):
             if not self.hub.has(channel) or channel in self._baseline:
                 continue
-            if epoch is None or not last:
-                # No history yet: anything that appears later is new to us.
-                self._baseline[channel] = (ORIGIN_EPOCH, (0, 0))
-            else:
-                self._baseline[channel] = (epoch.decode(), id_key(_text(last[0][0])))
+            # No history yet: anything that appears later is new to us.
+            self._baseline[channel] = position or (ORIGIN_EPOCH, (0, 0))
 
     def _on_message(self, response: list[Any]) -> None:
         channel = _text(response[1])

@@ -118,7 +118,8 @@ def _build_store(
     """The session store and how to close it.
 
     In Redis mode the store shares the bus's command pool (one pool per process,
-    closed with the bus); its commands are retried once on a stale connection.
+    closed with the bus; its commands are retried once on a stale connection), and
+    reads sessions on the bus's pipelined connection.
     """
 
     async def nothing() -> None:
@@ -126,7 +127,7 @@ def _build_store(
 
     if bus.manager is None:
         return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
-    return RedisSessionStore(bus.manager.redis, settings), nothing
+    return RedisSessionStore(bus.manager.redis, settings, reads=bus.manager.pipe), nothing
 
 
 def _end_streams_on_signal(bus: SseBus) -> Callable[[], None]:

@@ -52,15 +52,18 @@ async def new_session(http: httpx.AsyncClient, d: Deployment) -> str:
     return name
 
 
-_SERVICE_HEADERS: dict[int, dict[str, str]] = {}
+#: By secret, not by id(d): a later deployment can reuse a freed one's id, and its
+#: cached token (signed with the old secret) would get 401.
+_SERVICE_HEADERS: dict[str, dict[str, str]] = {}
 
 
 async def publish(
     http: httpx.AsyncClient, base: str, d: Deployment, kind: str, target: str, n: int
 ) -> str:
-    headers = _SERVICE_HEADERS.get(id(d))
+    secret = d.settings.AUTH_SECRET
+    headers = _SERVICE_HEADERS.get(secret)
     if headers is None:
-        headers = _SERVICE_HEADERS[id(d)] = d.service_headers()
+        headers = _SERVICE_HEADERS[secret] = d.service_headers()
     answer = await http.post(
         f"{base}/api/events/{kind}/{target}?type=n", json={"n": n}, headers=headers
     )

@@ -117,3 +117,18 @@ async def test_closed_pipe_refuses(redis_url: str) -> None:
     await pipe.close()
     with pytest.raises(RedisConnectionError):
         await pipe.execute("ECHO", "y")
+
+
+async def test_execute_many_answers_in_order_and_raises_the_first_error_after_all(
+    pipe: CommandPipe,
+) -> None:
+    assert await pipe.execute_many([("SET", "a", "1"), ("INCR", "a"), ("GET", "a")]) == [
+        b"OK",
+        2,
+        b"2",
+    ]
+    await pipe.execute("SET", "text", "abc")
+    with pytest.raises(ResponseError):
+        await pipe.execute_many([("INCR", "n"), ("INCR", "text"), ("INCR", "n")])
+    # Every reply of the failed batch was read: the third INCR ran, nothing is shifted.
+    assert await pipe.execute("GET", "n") == b"2"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from infrastructure.bootstrap.redis_pipe import CommandPipe
 from infrastructure.config import Settings
 from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.sessions.redis_store import RedisSessionStore
@@ -36,7 +37,17 @@ def redis_settings(redis_url: str) -> Settings:
     return Settings(_env_file=None, REDIS_URL=redis_url)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
+async def command_pipe(redis_url: str) -> AsyncIterator[CommandPipe]:
+    pipe = CommandPipe(redis_url, timeout=2.0)
+    try:
+        yield pipe
+    finally:
+        await pipe.close()
+
+
+# "redis-pipe": as the services build it, reading sessions on the bus's pipelined connection.
+@pytest.fixture(params=["memory", "redis", "redis-pipe"])
 def make_store(request: pytest.FixtureRequest, clock: FakeClock) -> StoreFactory:
     """``make_store(**options) -> SessionStore`` of the implementation under test."""
     if request.param == "memory":
@@ -49,8 +60,12 @@ def make_store(request: pytest.FixtureRequest, clock: FakeClock) -> StoreFactory
     client: aioredis.Redis = request.getfixturevalue("redis_client")
     settings: Settings = request.getfixturevalue("redis_settings")
 
+    reads: CommandPipe | None = None
+    if request.param == "redis-pipe":
+        reads = request.getfixturevalue("command_pipe")
+
     def build_redis(**options: Any) -> SessionStore:
-        return RedisSessionStore(client, settings, clock=clock, **options)
+        return RedisSessionStore(client, settings, clock=clock, reads=reads, **options)
 
     return build_redis
 
