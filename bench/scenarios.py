@@ -30,10 +30,8 @@ from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
 
 HOST = "127.0.0.1"
-#: In-flight handshakes, and publisher connections at most. The product's Redis pool
-#: (REDIS_POOL_SIZE=32, the subscriber connection included) raises MaxConnectionsError
-#: -> 503 instead of waiting when more requests than that need Redis at once, so the
-#: generator stays below it.
+#: In-flight handshakes, and publisher connections at most (the same for the naive
+#: baseline, whose pool is raised but whose handshakes each take a connection).
 CONNECT_CONCURRENCY = int(os.environ.get("BENCH_CONNECT_CONCURRENCY", "24"))
 MAX_PUBLISHERS = 24
 
