@@ -280,8 +280,7 @@ class RedisSseManager:
         self, channel: str, body: bytes, tag: str, uid: str, check: bool = False
     ) -> tuple[str, str]:
         settings = self.settings
-        if self._pipe is None:
-            raise RedisUnavailable("RedisSseManager.connect() was not called")
+        pipe = self.pipe
         args = (
             2,
             self.stream_key(channel),
@@ -298,10 +297,10 @@ class RedisSseManager:
             "1" if check else "0",
         )
         try:
-            result = await self._pipe.execute("EVALSHA", _PUBLISH_SHA, *args)
+            result = await pipe.execute("EVALSHA", _PUBLISH_SHA, *args)
         except NoScriptError:
             # A Redis that restarted, or had its script cache flushed: EVAL loads it.
-            result = await self._pipe.execute("EVAL", _PUBLISH_LUA, *args)
+            result = await pipe.execute("EVAL", _PUBLISH_LUA, *args)
         if len(result) > 2:  # already written by an earlier attempt: nothing published
             self._skip_tags.discard(tag)
         return result[0].decode(), result[1].decode()
@@ -424,13 +423,11 @@ class RedisSseManager:
     ) -> list[tuple[str, tuple[int, int]] | None]:
         """(epoch, newest id key) of each channel's history, None where it has none:
         two reads per channel, all in one write on the publish connection."""
-        if self._pipe is None:
-            raise RedisUnavailable("RedisSseManager.connect() was not called")
         commands: list[tuple[str | int, ...]] = []
         for channel in channels:
             commands.append(("GET", self.epoch_key(channel)))
             commands.append(("XREVRANGE", self.stream_key(channel), "+", "-", "COUNT", 1))
-        answers = await self._pipe.execute_many(commands)
+        answers = await self.pipe.execute_many(commands)
         positions: list[tuple[str, tuple[int, int]] | None] = []
         for index in range(len(channels)):
             epoch, last = answers[2 * index], answers[2 * index + 1]

@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infrastructure.bootstrap.redis_pipe import CommandPipe
+from tests.support.processes import async_wait_until
 from tests.support.redis_server import RedisServer
 
 
@@ -81,7 +82,7 @@ async def test_a_cancelled_caller_does_not_shift_the_replies(pipe: CommandPipe) 
     assert await pipe.execute("PING") == b"PONG"  # connected: the next two are written at once
     waiting = asyncio.ensure_future(pipe.execute("BLPOP", "queue", 1))
     behind = asyncio.ensure_future(pipe.execute("ECHO", "mine"))
-    await asyncio.sleep(0)  # both written
+    await async_wait_until(lambda: pipe.in_flight == 2, description="both commands written")
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -98,7 +99,7 @@ async def test_redis_restart_fails_commands_in_flight_then_reconnects(
     try:
         assert await pipe.execute("SET", "k", "v") == b"OK"
         in_flight = asyncio.ensure_future(pipe.execute("BLPOP", "never", 10))
-        await asyncio.sleep(0)
+        await async_wait_until(lambda: pipe.in_flight == 1, description="BLPOP written")
         redis_server.kill()
         with pytest.raises(RedisConnectionError):
             await in_flight
