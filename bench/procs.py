@@ -27,6 +27,16 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 CHATBOT_APP = "products.ai_chatbot.main:app"
 WORKBENCH_APP = "products.agent_workbench.main:app"
 NAIVE_APP = "bench.baselines.naive:app"
+HUB_APP = "bench.baselines.hub:app"
+
+#: What ``--targets`` accepts: the product, the baseline every ratio is against, and peers.
+TARGETS = {
+    "product": "this project (one uvicorn worker per service unless --workers)",
+    "naive": "the spec's design written plainly: one Redis PubSub per SSE request",
+    "hub": "bare ASGI hub, no Redis, no framework: the Python ceiling",
+    "nchan": "nginx + nchan with Redis (C)",
+    "nchan-memory": "nginx + nchan in memory, no Redis (C)",
+}
 
 #: uvicorn as it would run in production: uvloop + httptools, no per-request access log.
 UVICORN_ARGS = [
@@ -154,10 +164,11 @@ class BenchRedis(RedisServer):
 
 @dataclass
 class Stack:
-    """Redis plus the services of one target (``product`` or ``naive``)."""
+    """Redis plus the services of one target (one of :data:`TARGETS`)."""
 
     target: str
-    #: uvicorn worker processes per product service (each holds its own subscriber).
+    #: Worker processes per product service (each holds its own subscriber) and nginx
+    #: worker processes of the nchan peers.
     workers: int = 1
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     redis: BenchRedis | None = None
@@ -194,10 +205,16 @@ class Stack:
                     self.services["workbench"] = ServiceProcess(
                         WORKBENCH_APP, env=env, extra_args=args
                     ).start()
-            else:
-                self.services["naive"] = ServiceProcess(
-                    NAIVE_APP, env=env, extra_args=UVICORN_ARGS
+            elif self.target in ("naive", "hub"):
+                app = NAIVE_APP if self.target == "naive" else HUB_APP
+                self.services[self.target] = ServiceProcess(
+                    app, env=env, extra_args=UVICORN_ARGS
                 ).start()
+            else:
+                from bench.baselines import nchan
+
+                redis_url = redis.url if self.target == "nchan" else None
+                self.services[self.target] = nchan.server(redis_url, self.workers).start()
         except BaseException:
             self.stop()
             raise
@@ -206,7 +223,7 @@ class Stack:
     @property
     def main(self) -> ServiceProcess:
         """The service the bus scenarios publish to and subscribe on."""
-        return self.services["chatbot" if self.target == "product" else "naive"]
+        return self.services["chatbot" if self.target == "product" else self.target]
 
     def pids(self) -> dict[str, int]:
         out = {name: svc.pid for name, svc in self.services.items()}

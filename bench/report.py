@@ -60,27 +60,37 @@ def _ratio(p: Any, n: Any) -> str:
 
 
 def markdown(run: dict[str, Any]) -> str:
+    from bench.procs import TARGETS
+
     res = run["results"]
     prod, naive = res.get("product", {}), res.get("naive", {})
+    peers = [t for t in res if t not in ("product", "naive")]
     lines = [
         f"# Benchmark {run['time']} (git {run['git']})",
         "",
-        f"`python -m bench --scenario {','.join(run['args']['scenarios'])} --duration "
-        f"{run['args']['duration']:g}{' --quick' if run['args']['quick'] else ''}` on "
+        f"`python -m bench --scenario {','.join(run['args']['scenarios'])} --targets "
+        f"{','.join(res)} --duration {run['args']['duration']:g}"
+        f"{' --quick' if run['args']['quick'] else ''}` on "
         f"{run['machine']['cpus']} CPUs, Python {run['machine']['python']}, generator, Redis "
         f"and the services on the same machine; total {run.get('total_seconds', '?')} s.",
         "",
         "ratio = product / naive (below 1 is better where lower is better).",
+        *(f"{peer}: {TARGETS.get(peer, '')}." for peer in peers),
         "",
-        "| scen. | metric | product | naive | ratio | target |",
-        "|---|---|---|---|---|---|",
+        "| scen. | metric | product | naive | ratio | "
+        + "".join(f"{peer} | " for peer in peers)
+        + "target |",
+        "|---|---|---|---|---|" + "---|" * len(peers) + "---|",
     ]
     for scen, label, key, _better, target in ROWS:
-        if scen not in prod and scen not in naive:
+        if all(scen not in scenarios for scenarios in res.values()):
             continue
         p = prod.get(scen, {}).get(key)
         n = naive.get(scen, {}).get(key)
-        lines.append(f"| {scen} | {label} | {_fmt(p)} | {_fmt(n)} | {_ratio(p, n)} | {target} |")
+        others = "".join(f"{_fmt(res[peer].get(scen, {}).get(key))} | " for peer in peers)
+        lines.append(
+            f"| {scen} | {label} | {_fmt(p)} | {_fmt(n)} | {_ratio(p, n)} | {others}{target} |"
+        )
     lines += ["", "## Generator and notes", ""]
     for target, scenarios in res.items():
         for scen, r in scenarios.items():
@@ -145,7 +155,7 @@ def plot(run: dict[str, Any], path: Path) -> None:
     import numpy as np
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    styles = {"product": "-", "naive": "--"}
+    styles = {"product": "-", "naive": "--", "hub": ":", "nchan": "-.", "nchan-memory": "-."}
     colors = {"a": "C0", "b": "C1", "c": "C2", "d": "C3", "e": "C4"}
     for target, scenarios in run["results"].items():
         for scen, r in scenarios.items():

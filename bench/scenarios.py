@@ -1,4 +1,4 @@
-"""The scenarios (a)-(e), each against one target stack (product or naive)."""
+"""The scenarios (a)-(e), each against one target stack (the product, a baseline, a peer)."""
 
 from __future__ import annotations
 
@@ -524,7 +524,7 @@ async def scenario_d(run: Run) -> None:
 async def scenario_e(run: Run) -> None:
     """Customer messages through the chatbot reach the agents' streams on the workbench."""
     if not run.product:
-        run.result["skipped"] = "the naive baseline has no product path"
+        run.result["skipped"] = "only the product has this path"
         return
     chat = run.stack.services["chatbot"]
     bench = run.stack.services["workbench"]

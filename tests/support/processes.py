@@ -178,8 +178,12 @@ class ServiceProcess:
         startup_timeout: float = 30.0,
         health_path: str = "/healthz",
         cwd: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.app = app
+        #: Another server than uvicorn (the benchmark's nginx peer): its whole command
+        #: line; ``app`` then only names it in messages.
+        self.command = list(command) if command is not None else None
         self.env = dict(env or {})
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -218,7 +222,7 @@ class ServiceProcess:
         if self.is_running():
             raise RuntimeError(f"{self.app} is already running (pid {self.pid})")
         env = {**os.environ, **self.env}
-        cmd = [
+        cmd = self.command or [
             sys.executable,
             "-m",
             "uvicorn",
