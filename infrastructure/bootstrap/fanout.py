@@ -42,7 +42,18 @@ class Event:
     history); the wire forms are built lazily, once, and shared by every listener.
     """
 
-    __slots__ = ("_data", "_frame", "_type", "body", "channel", "epoch", "id", "id_only", "key")
+    __slots__ = (
+        "_chunk",
+        "_data",
+        "_frame",
+        "_type",
+        "body",
+        "channel",
+        "epoch",
+        "id",
+        "id_only",
+        "key",
+    )
 
     def __init__(
         self, channel: str, epoch: str, event_id: str, body: bytes, id_only: bool = False
@@ -58,6 +69,7 @@ class Event:
         self.body = body
         self._data: bytes | None = None
         self._frame: bytes | None = None
+        self._chunk: bytes | None = None
         self._type: str | None = None
 
     @property
@@ -105,9 +117,22 @@ class Event:
                 self._frame = self.data
         return self._frame
 
+    @property
+    def chunk(self) -> bytes:
+        """:attr:`frame` as one HTTP/1.1 chunk, for writers that write straight to the
+        connection (``web/direct_write.py``)."""
+        if self._chunk is None:
+            self._chunk = http_chunk(self.frame)
+        return self._chunk
+
     def envelope(self) -> dict[str, Any]:
         result: dict[str, Any] = orjson.loads(self.envelope_json)
         return result
+
+
+def http_chunk(body: bytes) -> bytes:
+    """``body`` as one HTTP/1.1 chunk (the framing uvicorn's ``send`` adds to a body)."""
+    return b"%x\r\n%b\r\n" % (len(body), body)
 
 
 #: Items a listener's buffer can hold besides events.

@@ -46,11 +46,14 @@ class BusStats:
         self.published[event_type] = self.published.get(event_type, 0) + 1
 
     def count_delivered(self, batch: Sequence[Event | bytes]) -> None:
-        delivered = self.delivered
         for item in batch:
-            if isinstance(item, Event) and not item.id_only:
-                kind = item.type
-                delivered[kind] = delivered.get(kind, 0) + 1
+            if isinstance(item, Event):
+                self.count_event(item)
+
+    def count_event(self, event: Event) -> None:
+        if not event.id_only:  # a position marker, not an event
+            kind = event.type
+            self.delivered[kind] = self.delivered.get(kind, 0) + 1
 
 
 class SseBus:

@@ -24,8 +24,9 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from infrastructure.bootstrap.fanout import PING, Event, Listener, ListenerClosed
+from infrastructure.bootstrap.fanout import PING, Event, Listener, ListenerClosed, http_chunk
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.web.direct_write import Connection, direct_connection
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class EventStreamResponse(Response):
         #: The rest of a write begun at once that found the socket's buffer full.
         self._pending: asyncio.Future[None] | None = None
         self.raw_headers = list(_HEADERS)
+        #: Set while streaming when items can be written straight to the connection.
+        self.direct: Connection | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         listener = self.listener
@@ -103,15 +106,16 @@ class EventStreamResponse(Response):
             )
             timer = loop.call_later(self.heartbeat, tick)
             if inspect.iscoroutinefunction(send):
-                listener.writer = self._writer(send)
+                self.direct = direct_connection(scope, send)
+                listener.writer = self._writer(send, self.direct)
             while True:
                 try:
                     batch = await listener.next_batch()
                 except ListenerClosed as closed:
                     if closed.reason == "disconnect" or (
-                        closed.reason == "slow" and self._pending is not None
+                        closed.reason == "slow" and self._socket_full()
                     ):
-                        return
+                        return  # a final chunk would wait for a client that reads nothing
                     self._sending = True
                     if self._pending is not None:
                         await self._pending
@@ -159,24 +163,45 @@ class EventStreamResponse(Response):
                 self._on_close()
 
     def _writer(
-        self, send: Callable[[Message], Coroutine[Any, Any, None]]
+        self,
+        send: Callable[[Message], Coroutine[Any, Any, None]],
+        direct: Connection | None,
     ) -> Callable[[Event | bytes], bool]:
         """What the listener calls to write one item at once, from the publisher's
         call stack, while this response waits with nothing buffered.
 
-        The server's ``send`` coroutine is stepped right here: uvicorn's completes in
-        that one step unless the socket's buffer is full. Then the rest of that send
-        runs as a task of its own, and nothing else is written (items buffer, the
-        response's loop waits for it) until it is done.
+        With a ``direct`` connection (uvicorn's httptools server) the item's bytes,
+        framed as an HTTP/1.1 chunk, go straight to its transport: the chunk of a
+        single-channel event is built once and shared by every listener. While the
+        socket's buffer is full (or the client is gone) the item is refused, so it
+        waits in the listener's buffer and the response's loop sends it, in order,
+        through ``send``, which awaits the drain.
+
+        Otherwise the server's ``send`` coroutine is stepped right here: uvicorn's
+        completes in that one step unless the socket's buffer is full. Then the rest
+        of that send runs as a task of its own, and nothing else is written (items
+        buffer, the response's loop waits for it) until it is done.
         """
         listener = self.listener
         count_delivered = self.bus.stats.count_delivered
+        count_event = self.bus.stats.count_event
 
         single = len(listener.channels) == 1
 
         def write(item: Event | bytes) -> bool:
             if self._pending is not None:
                 return False
+            if direct is not None:
+                if direct.disconnected or direct.flow.write_paused:
+                    return False
+                if isinstance(item, Event):
+                    direct.transport.write(
+                        item.chunk if single else http_chunk(listener.encode((item,)))
+                    )
+                    count_event(item)
+                else:
+                    direct.transport.write(http_chunk(item))
+                return True
             if single:  # the shared bytes as they are (encode() would join a list of one)
                 body = item.frame if isinstance(item, Event) else item
             else:
@@ -197,6 +222,12 @@ class EventStreamResponse(Response):
             return True
 
         return write
+
+    def _socket_full(self) -> bool:
+        """A write of ours waits for the client's socket to drain."""
+        return self._pending is not None or (
+            self.direct is not None and self.direct.flow.write_paused
+        )
 
     def _pending_done(self, task: asyncio.Future[None]) -> None:
         if self._pending is task:
