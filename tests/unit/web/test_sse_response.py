@@ -140,16 +140,15 @@ async def test_an_idle_stream_writes_each_event_at_once(bus: SseBus, server: Ser
         assert server.sends == sends
         frame = server.bodies[-1].split(b"\r\n", 1)[1].removesuffix(b"\r\n")
         assert server.bodies[-1] == http_chunk(frame)
-        assert frame.startswith(b"id: ") and frame.endswith(b"\n\n")
+        assert frame.startswith(b"id: ")
+        assert frame.endswith(b"\n\n")
     assert bus.stats.delivered == {"bench": 1}
     server.disconnect.set()
     await asyncio.wait_for(task, DEADLINE)
     assert bus.hub.count() == 0
 
 
-async def test_a_full_socket_keeps_the_order_and_loses_nothing(
-    bus: SseBus, server: Server
-) -> None:
+async def test_a_full_socket_keeps_the_order_and_loses_nothing(bus: SseBus, server: Server) -> None:
     listener, task = await start(bus, server)
     server.full = asyncio.get_running_loop().create_future()
     for n in range(1, 4):
