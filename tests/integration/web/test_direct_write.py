@@ -59,7 +59,9 @@ async def stream_server() -> AsyncIterator[StreamServer]:
         http="httptools",
         interface="asgi3",
         lifespan="off",
-        log_level="warning",
+        # Leave the process's logging alone (uvicorn's own config would stop its loggers
+        # propagating, for every later test in this process).
+        log_config=None,
     )
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())
