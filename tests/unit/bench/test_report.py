@@ -1,0 +1,60 @@
+"""The benchmark's table: product, naive and their ratio, then one column per peer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import markdown
+
+
+def run_with(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "time": "2026-11-24T00:00:00+00:00",
+        "git": "abc1234",
+        "args": {"scenarios": ["b"], "targets": list(results), "duration": 20.0, "quick": False},
+        "machine": {"cpus": 2, "python": "3.11.7"},
+        "results": results,
+    }
+
+
+def row(table: str, label: str) -> list[str]:
+    line = next(line for line in table.splitlines() if f"| {label} |" in line)
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_peers_get_a_column_each_after_the_ratio() -> None:
+    table = markdown(
+        run_with(
+            {
+                "product": {"b": {"p99_ms": 20.0}},
+                "naive": {"b": {"p99_ms": 80.0}},
+                "hub": {"b": {"p99_ms": 28.0}},
+                "nchan": {"b": {"p99_ms": 19.0}},
+            }
+        )
+    )
+    header = row(table, "scen.")
+    assert header == ["scen.", "metric", "product", "naive", "ratio", "hub", "nchan", "target"]
+    assert row(table, "p99 latency (ms)") == [
+        "b", "p99 latency (ms)", "20.0", "80.0", "0.25x", "28.0", "19.0", "<= 15"
+    ]  # fmt: skip
+    assert "nchan: nginx + nchan with Redis (C)." in table
+    assert "--targets product,naive,hub,nchan" in table
+
+
+def test_a_skipped_peer_shows_a_dash_and_why() -> None:
+    table = markdown(
+        run_with(
+            {
+                "product": {"b": {"p99_ms": 20.0}},
+                "nchan": {"b": {"skipped": "nchan needs nginx with its nchan module"}},
+            }
+        )
+    )
+    assert row(table, "p99 latency (ms)")[2:6] == ["20.0", "-", "-", "-"]
+    assert "- nchan (b): skipped: nchan needs nginx with its nchan module" in table
+
+
+def test_without_peers_the_table_is_product_naive_ratio() -> None:
+    table = markdown(run_with({"product": {"b": {"p99_ms": 20.0}}, "naive": {}}))
+    assert row(table, "scen.") == ["scen.", "metric", "product", "naive", "ratio", "target"]
