@@ -48,7 +48,7 @@ def direct_connection(scope: Scope, send: Callable[..., Any]) -> Connection | No
     cycle = getattr(send, "__self__", None)
     if cycle is None or not all(hasattr(cycle, name) for name in _ATTRIBUTES):
         return None
-    if scope.get("method") == "HEAD" or not getattr(cycle, "chunked_encoding", False):
+    if scope.get("method") == "HEAD" or not cycle.chunked_encoding:
         return None  # uvicorn writes no body for HEAD; without chunking, no framing to add
     if not hasattr(cycle.flow, "write_paused"):
         return None

@@ -183,34 +183,40 @@ class EventStreamResponse(Response):
         buffer, the response's loop waits for it) until it is done.
         """
         listener = self.listener
-        count_delivered = self.bus.stats.count_delivered
         count_event = self.bus.stats.count_event
-
         single = len(listener.channels) == 1
+
+        def body_of(item: Event | bytes) -> bytes:
+            if single:  # the shared bytes as they are (encode() would join a list of one)
+                return item.frame if isinstance(item, Event) else item
+            return listener.encode((item,))
+
+        if direct is not None:
+            # Fixed for the connection's life: looked up once, not once per event.
+            flow, transport_write = direct.flow, direct.transport.write
+
+            def write_direct(item: Event | bytes) -> bool:
+                if direct.disconnected or flow.write_paused:
+                    return False
+                if single and isinstance(item, Event):
+                    transport_write(item.chunk)  # built once, shared by every listener
+                else:
+                    transport_write(http_chunk(body_of(item)))
+                if isinstance(item, Event):
+                    count_event(item)
+                return True
+
+            return write_direct
 
         def write(item: Event | bytes) -> bool:
             if self._pending is not None:
                 return False
-            if direct is not None:
-                if direct.disconnected or direct.flow.write_paused:
-                    return False
-                if isinstance(item, Event):
-                    direct.transport.write(
-                        item.chunk if single else http_chunk(listener.encode((item,)))
-                    )
-                    count_event(item)
-                else:
-                    direct.transport.write(http_chunk(item))
-                return True
-            if single:  # the shared bytes as they are (encode() would join a list of one)
-                body = item.frame if isinstance(item, Event) else item
-            else:
-                body = listener.encode((item,))
-            step = send({"type": "http.response.body", "body": body, "more_body": True})
+            step = send({"type": "http.response.body", "body": body_of(item), "more_body": True})
             try:
                 waiting_on = step.send(None)
             except StopIteration:
-                count_delivered((item,))
+                if isinstance(item, Event):
+                    count_event(item)
                 return True
             except Exception:
                 # Written off here; the response's own loop sends the item again and
@@ -218,7 +224,8 @@ class EventStreamResponse(Response):
                 return False
             self._pending = asyncio.ensure_future(_finish(step, waiting_on))
             self._pending.add_done_callback(self._pending_done)
-            count_delivered((item,))
+            if isinstance(item, Event):
+                count_event(item)
             return True
 
         return write
