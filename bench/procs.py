@@ -87,6 +87,22 @@ def cpu_ticks(pid: int, tree: bool = True) -> int:
     return total
 
 
+def io_syscalls(pid: int) -> int:
+    """Read and write system calls (``syscr`` + ``syscw`` of /proc/<pid>/io) of ``pid``
+    and its descendants: socket reads and writes included, epoll not. Unlike CPU time,
+    a count the machine's load does not move."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/io").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith(("syscr:", "syscw:")):
+                total += int(line.split()[1])
+    return total
+
+
 def machine_busy_ticks() -> int:
     """All CPUs' non-idle time (user, nice, system, irq, softirq, steal) from /proc/stat."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
@@ -123,6 +139,7 @@ class CpuMeter:
         self.t0 = 0.0
         self.ticks0: dict[str, int] = {}
         self.busy0 = 0
+        self.syscalls0 = 0
         self.result: dict[str, float] = {}
 
     @staticmethod
@@ -134,7 +151,19 @@ class CpuMeter:
         self.t0 = time.monotonic()
         self.ticks0 = {name: self._ticks(name, pid) for name, pid in self.pids.items()}
         self.busy0 = machine_busy_ticks()
+        self.syscalls0 = self._server_syscalls()
         return self
+
+    def _server_syscalls(self) -> int:
+        return sum(
+            io_syscalls(pid)
+            for name, pid in self.pids.items()
+            if name not in ("generator", "redis")
+        )
+
+    def server_syscalls(self) -> int:
+        """The services' read + write system calls since ``start()``."""
+        return self._server_syscalls() - self.syscalls0
 
     def read(self) -> dict[str, float]:
         """% of one core per PID, and ``others``: the rest of the machine's busy time

@@ -297,6 +297,7 @@ async def bus_steady(run: Run, channels: int, subs_per_channel: int, rate: float
     await run.with_progress(pub.run(rate, run.duration), pub, "publishing")
     pub_seconds = time.monotonic() - t0
     cpu = meter.stop()
+    syscalls = meter.server_syscalls()
 
     def channel_of(key: int) -> int:
         return key // subs_per_channel
@@ -312,6 +313,9 @@ async def bus_steady(run: Run, channels: int, subs_per_channel: int, rate: float
         offered_msgs_per_s=rate,
         offered_events_per_s=rate * subs_per_channel,
         **_steady_result(run, pub, cpu, pub_seconds, subs, channel_of),
+        # Reads + writes per published message: what (a)'s CPU mostly is, and unmoved
+        # by the machine's load, so two builds compare even on a busy machine.
+        server_syscalls_per_msg=round(syscalls / max(pub.sent, 1), 2),
     )
     run.result["latency_cdf"] = latency_quantiles(run.sink)
     pub.close()
@@ -374,6 +378,9 @@ async def scenario_c(run: Run) -> None:
     opening = run.meter()
     subs = await run.open([run.session_path(x) for x in names])
     run.result["open_server_cpu_pct"] = server_cpu(opening.stop())
+    run.result["open_server_syscalls_per_conn"] = round(
+        opening.server_syscalls() / max(len(subs), 1), 2
+    )
     rss1 = run.server_rss()
     run.result.update(
         server_fds=fd_count(pid) - fds0,

@@ -15,12 +15,20 @@ HTTP/1.1 chunked). uvicorn is pinned, and ``tests/integration/web/test_direct_wr
 fails if a new version stops offering them. Anything else (another server, uvicorn's
 h11 protocol, a ``send`` wrapped by a middleware, an HTTP/1.0 client) finds no such
 cycle and goes through ``send``.
+
+:func:`one_write` serves responses that are written whole at once (a publish's JSON
+reply, a stream's head and first line): uvicorn writes the head at
+``http.response.start`` and the body at the next ``send``, two system calls and two
+TCP segments, each paid on both ends of the socket. Inside ``one_write`` uvicorn
+still does all of its work (headers, framing, keep-alive, the next pipelined request);
+only its writes are gathered and go out as one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, cast
 
 from starlette.types import Scope
@@ -53,3 +61,51 @@ def direct_connection(scope: Scope, send: Callable[..., Any]) -> Connection | No
     if not hasattr(cycle.flow, "write_paused"):
         return None
     return cast(Connection, cycle)
+
+
+class _Gathered:
+    """Stands in for the transport while a response is gathered: keeps what is
+    written, hands every other call to the transport. Closing writes what was kept
+    first (uvicorn closes after the last body of a ``Connection: close`` response)."""
+
+    __slots__ = ("_parts", "_transport")
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            data = b"".join(self._parts)
+            self._parts.clear()
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+@contextlib.contextmanager
+def one_write(send: Callable[..., Any]) -> Iterator[None]:
+    """What uvicorn writes for the ``send`` calls made inside reaches the socket as
+    one write, on leaving. Only for what is sent at once (nothing inside may wait for
+    the client); elsewhere (another server) the sends are left as they are."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not callable(getattr(transport, "write", None)):
+        yield
+        return
+    gathered = _Gathered(transport)
+    cycle.transport = gathered
+    try:
+        yield
+    finally:
+        if cycle.transport is gathered:
+            cycle.transport = transport
+        gathered.flush()

@@ -44,6 +44,7 @@ from infrastructure.auth.tokens import Principal
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings
 from infrastructure.sessions import SessionStore
+from infrastructure.web.direct_write import one_write
 
 logger = logging.getLogger(__name__)
 
@@ -245,5 +246,12 @@ def _replaying(body: bytes | None, receive: Receive) -> Receive:
 
 
 def as_json(status: int, content: Any) -> ASGIApp:
-    """A small JSON response (what FastAPI would render for ``content``)."""
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+    """A small JSON response (what FastAPI would render for ``content``), its head and
+    body written to the socket at once."""
+    response = Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+    async def send_whole(scope: Scope, receive: Receive, send: Send) -> None:
+        with one_write(send):
+            await response(scope, receive, send)
+
+    return send_whole

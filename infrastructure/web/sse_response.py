@@ -26,7 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from infrastructure.bootstrap.fanout import PING, Event, Listener, ListenerClosed, http_chunk
 from infrastructure.bootstrap.sse import SseBus
-from infrastructure.web.direct_write import Connection, direct_connection
+from infrastructure.web.direct_write import Connection, direct_connection, one_write
 
 logger = logging.getLogger(__name__)
 
@@ -95,15 +95,18 @@ class EventStreamResponse(Response):
         metrics = self.bus.stats
         metrics.open_streams += 1
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             retry = self.bus.settings.SSE_RETRY_MS
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"retry: %d\n: connected\n\n" % retry,
-                    "more_body": True,
-                }
-            )
+            with one_write(send):  # the head and the first line: one write, one segment
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                )
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b"retry: %d\n: connected\n\n" % retry,
+                        "more_body": True,
+                    }
+                )
             timer = loop.call_later(self.heartbeat, tick)
             if inspect.iscoroutinefunction(send):
                 self.direct = direct_connection(scope, send)
