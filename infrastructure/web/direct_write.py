@@ -94,9 +94,10 @@ class _Gathered:
 @contextlib.contextmanager
 def one_write(send: Callable[..., Any]) -> Iterator[None]:
     """What uvicorn writes for the ``send`` calls made inside reaches the socket as
-    one write, on leaving. Only for what is sent at once (nothing inside may wait for
-    the client); elsewhere (another server) the sends are left as they are."""
-    cycle = getattr(send, "__self__", None)
+    one write, on leaving: for a response, or its start, that is sent whole at once
+    (nothing reaches the client before the block ends). Under another server, or a
+    ``send`` that is not uvicorn's, the sends are left as they are."""
+    cycle: Any = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None or not callable(getattr(transport, "write", None)):
         yield
