@@ -38,6 +38,10 @@ TARGETS = {
     "nchan-memory": "nginx + nchan in memory, no Redis (C)",
 }
 
+#: Targets whose socket I/O is counted by /proc/<pid>/io (read/write/writev, as libuv
+#: does it). nginx uses recv/send, which that count leaves out: no figure for it.
+SYSCALLS_COUNTED = ("product", "naive", "hub")
+
 #: uvicorn as it would run in production: uvloop + httptools, no per-request access log.
 UVICORN_ARGS = [
     "--loop",

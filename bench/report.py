@@ -13,6 +13,7 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("a", "p99 latency (ms)", "p99_ms", "lower", "<= 0.5"),
     ("a", "loss %", "loss_pct", "lower", "0"),
     ("a", "server CPU % (of one core)", "server_cpu_pct", "lower", "<= 10"),
+    ("a", "server read+write system calls per message", "server_syscalls_per_msg", "lower", ""),
     ("a", "Redis connections", "redis_connections", "lower", ""),
     ("b", "p50 latency (ms)", "p50_ms", "lower", ""),
     ("b", "p99 latency (ms)", "p99_ms", "lower", "<= 15"),
@@ -23,6 +24,13 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("c", "live (received their event)", "live", "higher", "10,000"),
     ("c", "server RSS per connection (KB)", "rss_per_conn_kb", "lower", "<= 20"),
     ("c", "time to open (s)", "open_seconds", "lower", "<= 3"),
+    (
+        "c",
+        "server read+write system calls per stream opened",
+        "open_server_syscalls_per_conn",
+        "lower",
+        "",
+    ),
     ("c", "Redis connections", "redis_connections", "lower", "<= 2 + pool"),
     ("c", "idle server CPU %", "idle_server_cpu_pct", "lower", ""),
     (

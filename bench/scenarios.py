@@ -25,7 +25,7 @@ from bench.loadgen import (
     Subscriber,
     open_subscribers,
 )
-from bench.procs import CpuMeter, Stack, fd_count, rss_bytes
+from bench.procs import SYSCALLS_COUNTED, CpuMeter, Stack, fd_count, rss_bytes
 from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
 
@@ -313,10 +313,11 @@ async def bus_steady(run: Run, channels: int, subs_per_channel: int, rate: float
         offered_msgs_per_s=rate,
         offered_events_per_s=rate * subs_per_channel,
         **_steady_result(run, pub, cpu, pub_seconds, subs, channel_of),
+    )
+    if run.stack.target in SYSCALLS_COUNTED:
         # Reads + writes per published message: what (a)'s CPU mostly is, and unmoved
         # by the machine's load, so two builds compare even on a busy machine.
-        server_syscalls_per_msg=round(syscalls / max(pub.sent, 1), 2),
-    )
+        run.result["server_syscalls_per_msg"] = round(syscalls / max(pub.sent, 1), 2)
     run.result["latency_cdf"] = latency_quantiles(run.sink)
     pub.close()
     await run.close(subs)
@@ -378,9 +379,10 @@ async def scenario_c(run: Run) -> None:
     opening = run.meter()
     subs = await run.open([run.session_path(x) for x in names])
     run.result["open_server_cpu_pct"] = server_cpu(opening.stop())
-    run.result["open_server_syscalls_per_conn"] = round(
-        opening.server_syscalls() / max(len(subs), 1), 2
-    )
+    if run.stack.target in SYSCALLS_COUNTED:
+        run.result["open_server_syscalls_per_conn"] = round(
+            opening.server_syscalls() / max(len(subs), 1), 2
+        )
     rss1 = run.server_rss()
     run.result.update(
         server_fds=fd_count(pid) - fds0,
