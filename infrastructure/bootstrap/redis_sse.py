@@ -218,9 +218,7 @@ class RedisSseManager:
                 )
         for task in (self._reader, self._flusher, self._position_reader, self._outbox_retry):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await stop_task(task)
         self._reader = self._flusher = self._position_reader = self._outbox_retry = None
         await self._drop_pubsub()
         if self._pipe is not None:
@@ -777,6 +775,27 @@ class RedisSseManager:
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pubsub.aclose(), timeout=1.0)  # type: ignore[no-untyped-call]
+
+
+#: How long ``stop_task`` gives a cancelled task before cancelling it again.
+_RECANCEL_SECONDS = 0.1
+
+
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait for its end, whatever it returns or raises.
+
+    Why not one ``cancel()`` and ``await``: on Python 3.11, ``asyncio.wait_for`` (which
+    redis-py uses to send a command) swallows a cancellation that arrives as the
+    operation it waits for completes (CPython gh-86296, fixed in 3.12). The subscriber
+    task then carried on into a read that never ends, and ``close()`` waited for it
+    forever (seen once in CI, at a test's teardown after a Redis restart). So the
+    cancellation is repeated until the task is done.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=_RECANCEL_SECONDS)
+    if not task.cancelled():
+        task.exception()  # retrieved: its outcome no longer matters
 
 
 def deliver_replay(listener: Listener, channel: str, replay: Replay) -> None:
