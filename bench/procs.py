@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,9 @@ TARGETS = {
 #: Targets whose socket I/O is counted by /proc/<pid>/io (read/write/writev, as libuv
 #: does it). nginx uses recv/send, which that count leaves out: no figure for it.
 SYSCALLS_COUNTED = ("product", "naive", "hub")
+
+#: The names in a :class:`CpuMeter` that are not the services under test.
+NOT_SERVICES = ("generator", "redis", "others")
 
 #: uvicorn as it would run in production: uvloop + httptools, no per-request access log.
 UVICORN_ARGS = [
@@ -78,14 +82,31 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def _proc_texts(pid: int, name: str, tree: bool = True) -> Iterator[str]:
+    """``/proc/<pid>/<name>`` of ``pid`` (and its descendants with ``tree``); a
+    process gone meanwhile is skipped."""
+    for member in process_tree(pid) if tree else [pid]:
+        try:
+            yield Path(f"/proc/{member}/{name}").read_text()
+        except OSError:
+            continue
+
+
+def _proc_field_sum(pid: int, name: str, prefixes: tuple[str, ...]) -> int:
+    """The sum, over ``pid``'s tree, of the first number of the lines of
+    ``/proc/<pid>/<name>`` that start with one of ``prefixes``."""
+    return sum(
+        int(line.split()[1])
+        for text in _proc_texts(pid, name)
+        for line in text.splitlines()
+        if line.startswith(prefixes)
+    )
+
+
 def cpu_ticks(pid: int, tree: bool = True) -> int:
     """utime + stime of ``pid`` (and its descendants with ``tree``), in clock ticks."""
     total = 0
-    for member in process_tree(pid) if tree else [pid]:
-        try:
-            stat = Path(f"/proc/{member}/stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
+    for stat in _proc_texts(pid, "stat", tree):
         fields = stat.rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total
@@ -95,16 +116,7 @@ def io_syscalls(pid: int) -> int:
     """Read and write system calls (``syscr`` + ``syscw`` of /proc/<pid>/io) of ``pid``
     and its descendants: socket reads and writes included, epoll not. Unlike CPU time,
     a count the machine's load does not move."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            lines = Path(f"/proc/{member}/io").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if line.startswith(("syscr:", "syscw:")):
-                total += int(line.split()[1])
-    return total
+    return _proc_field_sum(pid, "io", ("syscr:", "syscw:"))
 
 
 def machine_busy_ticks() -> int:
@@ -116,16 +128,7 @@ def machine_busy_ticks() -> int:
 
 def rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and its descendants."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-    return total
+    return _proc_field_sum(pid, "status", ("VmRSS:",)) * 1024
 
 
 def fd_count(pid: int) -> int:
@@ -159,11 +162,7 @@ class CpuMeter:
         return self
 
     def _server_syscalls(self) -> int:
-        return sum(
-            io_syscalls(pid)
-            for name, pid in self.pids.items()
-            if name not in ("generator", "redis")
-        )
+        return sum(io_syscalls(pid) for name, pid in self.pids.items() if name not in NOT_SERVICES)
 
     def server_syscalls(self) -> int:
         """The services' read + write system calls since ``start()``."""

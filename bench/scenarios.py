@@ -25,7 +25,14 @@ from bench.loadgen import (
     Subscriber,
     open_subscribers,
 )
-from bench.procs import SYSCALLS_COUNTED, CpuMeter, Stack, fd_count, rss_bytes
+from bench.procs import (
+    NOT_SERVICES,
+    SYSCALLS_COUNTED,
+    CpuMeter,
+    Stack,
+    fd_count,
+    rss_bytes,
+)
 from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
 
@@ -325,7 +332,7 @@ async def bus_steady(run: Run, channels: int, subs_per_channel: int, rate: float
 
 def server_cpu(cpu: dict[str, float]) -> float:
     """The services' CPU share: all measured processes but the generator, Redis, others."""
-    return round(sum(v for k, v in cpu.items() if k not in ("generator", "redis", "others")), 1)
+    return round(sum(v for k, v in cpu.items() if k not in NOT_SERVICES), 1)
 
 
 def _steady_result(

@@ -50,10 +50,15 @@ class Connection(Protocol):
 _ATTRIBUTES = ("transport", "flow", "disconnected", "chunked_encoding")
 
 
+def _cycle_of(send: Callable[..., Any]) -> Any:
+    """The object ``send`` is bound to (uvicorn's ``RequestResponseCycle``), if any."""
+    return getattr(send, "__self__", None)
+
+
 def direct_connection(scope: Scope, send: Callable[..., Any]) -> Connection | None:
     """The connection behind ``send`` when bytes can be written to it directly: called
     once the response has started, so that its framing is known. ``None`` otherwise."""
-    cycle = getattr(send, "__self__", None)
+    cycle = _cycle_of(send)
     if cycle is None or not all(hasattr(cycle, name) for name in _ATTRIBUTES):
         return None
     if scope.get("method") == "HEAD" or not cycle.chunked_encoding:
@@ -97,7 +102,7 @@ def one_write(send: Callable[..., Any]) -> Iterator[None]:
     one write, on leaving: for a response, or its start, that is sent whole at once
     (nothing reaches the client before the block ends). Under another server, or a
     ``send`` that is not uvicorn's, the sends are left as they are."""
-    cycle: Any = getattr(send, "__self__", None)
+    cycle = _cycle_of(send)
     transport = getattr(cycle, "transport", None)
     if transport is None or not callable(getattr(transport, "write", None)):
         yield
