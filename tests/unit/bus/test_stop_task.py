@@ -8,18 +8,20 @@ from infrastructure.bootstrap.redis_sse import stop_task
 
 
 async def test_a_task_that_swallows_the_first_cancellation_is_stopped() -> None:
+    started = asyncio.Event()
     swallowed = asyncio.Event()
     forever = asyncio.Event()  # never set: a read that never ends
 
     async def stubborn() -> None:
         try:
+            started.set()
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             swallowed.set()  # carries on, as after gh-86296
         await forever.wait()
 
     task = asyncio.create_task(stubborn())
-    await asyncio.sleep(0)  # let it start (a step, not a wait for a condition)
+    await started.wait()
     await asyncio.wait_for(stop_task(task), timeout=5)
     assert swallowed.is_set()
     assert task.cancelled()
