@@ -9,8 +9,9 @@ comes on one connection (pipelining: commands of concurrent callers travel
 back to back) and hands the replies out in order, as Redis sends them.
 
 The connection itself (URL, AUTH, SELECT, TLS, the handshake) is redis-py's: a
-``Connection`` made by its pool from ``REDIS_URL``; only the sending and the
-matching of replies are done here.
+``Connection`` made by its pool from ``REDIS_URL``; only the sending, the
+reading (:func:`~infrastructure.bootstrap.redis_replies.read_replies`, every
+reply of a socket read at once) and the matching of replies are done here.
 
 Failure semantics are those of a pooled command: a lost connection fails every
 command in flight with :class:`redis.exceptions.ConnectionError` (Redis may or
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +35,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from infrastructure.bootstrap.redis_replies import read_replies
 
 
 class CommandPipe:
@@ -132,25 +134,26 @@ class CommandPipe:
         waiting = self._waiting
         while True:
             try:
-                reply: Any = await conn.read_response(timeout=math.inf)
-            except ResponseError as exc:  # an error reply: its command failed, not the link
-                reply = exc
+                replies = await read_replies(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if self._conn is conn:
                     self._abort(RedisConnectionError(f"Redis connection lost: {exc!r}"))
                 return
-            if not waiting:  # nothing asked: the stream is out of step, drop it
-                self._abort(RedisConnectionError("unexpected reply from Redis"))
-                return
-            future, _ = waiting.popleft()
-            if future.done():  # its caller was cancelled; the reply is dropped
-                continue
-            if isinstance(reply, ResponseError):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+            for reply in replies:
+                if isinstance(reply, hiredis.PushNotification):
+                    continue  # not a reply to a command (RESP3 out-of-band)
+                if not waiting:  # nothing asked: the stream is out of step, drop it
+                    self._abort(RedisConnectionError("unexpected reply from Redis"))
+                    return
+                future, _ = waiting.popleft()
+                if future.done():  # its caller was cancelled; the reply is dropped
+                    continue
+                if isinstance(reply, ResponseError):  # its command failed, not the link
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
 
     def _check_deadline(self) -> None:
         self._watchdog = None

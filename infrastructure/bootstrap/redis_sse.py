@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import random
 from collections import deque
@@ -49,6 +48,7 @@ from infrastructure.bootstrap.fanout import (
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
 from infrastructure.bootstrap.redis_client import connection_name, make_redis_client
 from infrastructure.bootstrap.redis_pipe import CommandPipe
+from infrastructure.bootstrap.redis_replies import read_replies
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
 
@@ -662,18 +662,21 @@ class RedisSseManager:
     async def _read_forever(self) -> None:
         pubsub = self._pubsub
         assert pubsub is not None
-        assert pubsub.connection is not None
-        # Straight from the connection: PubSub.parse_response adds a health check,
-        # a retry layer (that would reconnect behind our back) and timing to each
-        # message, the hot path of every event this process delivers.
-        read = pubsub.connection.read_response
+        connection = pubsub.connection
+        assert connection is not None
+        # Straight from the connection, every message of a socket read at once:
+        # PubSub.parse_response adds a health check, a retry layer (that would
+        # reconnect behind our back) and timing to each message, the hot path of
+        # every event this process delivers (see redis_replies).
         while True:
-            response = await read(timeout=math.inf, disconnect_on_error=False, push_request=True)
-            kind = response[0]
-            if kind == b"message":
-                self._on_message(response)
-            elif kind in (b"subscribe", b"unsubscribe"):
-                self._on_ack(_text(response[1]), subscribed=kind == b"subscribe")
+            for response in await read_replies(connection):
+                if isinstance(response, RedisError):  # an error reply: as redis-py raises it
+                    raise response
+                kind = response[0]
+                if kind == b"message":
+                    self._on_message(response)
+                elif kind in (b"subscribe", b"unsubscribe"):
+                    self._on_ack(_text(response[1]), subscribed=kind == b"subscribe")
 
     def _on_ack(self, channel: str, subscribed: bool = False) -> None:
         if subscribed and self.hub.has(channel) and channel not in self._baseline:
