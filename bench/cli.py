@@ -12,7 +12,10 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.scenarios import Sizes
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,7 +35,7 @@ def check_dependencies() -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from bench.procs import TARGETS
-    from bench.scenarios import SCENARIOS
+    from bench.scenarios import CALLGRIND_SCENARIOS, SCENARIOS
 
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -44,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--scenario", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e (default: all)"
+        "--scenario",
+        default=None,
+        help="comma-separated subset of a,b,c,d,e (default: all; a,b,c with --instructions)",
     )
     parser.add_argument(
         "--targets",
@@ -71,9 +76,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="attach py-spy to the main service per scenario: results/profile-<target>-<s>.folded",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="run the Python services under valgrind's callgrind and count their "
+        "instructions per message (a, b) and per stream opened (c): a CPU figure that "
+        "does not drift with the machine; small sizes, latencies meaningless",
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument("--results", type=Path, default=RESULTS, help="output directory")
     args = parser.parse_args(argv)
+    if args.scenario is None:
+        args.scenario = ",".join(CALLGRIND_SCENARIOS if args.instructions else SCENARIOS)
     args.scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
     bad = [s for s in args.scenarios if s not in SCENARIOS]
     if bad:
@@ -86,9 +100,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     bad = [t for t in args.target_list if t not in TARGETS]
     if bad:
         parser.error(f"unknown target(s): {', '.join(bad)}; targets are {', '.join(TARGETS)}")
+    if args.instructions:
+        _check_instructions(parser, args)
     if args.duration is None:
         args.duration = 5.0 if args.quick else 20.0
     return args
+
+
+def _check_instructions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from bench.instructions import missing_tools
+    from bench.procs import INSTRUCTIONS_COUNTED
+    from bench.scenarios import CALLGRIND_SCENARIOS
+
+    why = missing_tools()
+    if why is not None:
+        parser.error(f"--instructions: {why}")
+    bad = [s for s in args.scenarios if s not in CALLGRIND_SCENARIOS]
+    if bad:
+        parser.error(f"--instructions runs scenarios {','.join(CALLGRIND_SCENARIOS)}, not {bad}")
+    bad = [t for t in args.target_list if t not in INSTRUCTIONS_COUNTED]
+    if bad:
+        parser.error(f"--instructions counts {','.join(INSTRUCTIONS_COUNTED)}, not {bad}")
+    if args.workers != 1 or args.quick or args.profile:
+        parser.error("--instructions runs one worker, full counts, no profiler")
+    if args.duration is None:
+        args.duration = 10.0
 
 
 def git_rev() -> str:
@@ -108,16 +144,22 @@ def git_rev() -> str:
         return "unknown"
 
 
+def sizes_of(args: argparse.Namespace) -> Sizes:
+    from bench.scenarios import CALLGRIND, FULL, QUICK
+
+    return CALLGRIND if args.instructions else QUICK if args.quick else FULL
+
+
 async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[str, Any]:
     from bench.baselines.nchan import PeerUnavailable
     from bench.procs import Profiler, Stack
-    from bench.scenarios import FULL, QUICK, RUNNERS, Run, log
+    from bench.scenarios import RUNNERS, Run, log
 
     if target != "product" and scenario == "e":
         return {"scenario": "e", "target": target, "skipped": "only the product has this path"}
     log(f"==> [{target} {scenario}] starting redis-server and services")
     t0 = time.monotonic()
-    stack = Stack(target, workers=args.workers)
+    stack = Stack(target, workers=args.workers, count_instructions=args.instructions)
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(None, lambda: stack.start(workbench=scenario == "e"))
@@ -131,7 +173,7 @@ async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[
         else None
     )
     try:
-        run = Run(stack, scenario, QUICK if args.quick else FULL, args.duration)
+        run = Run(stack, scenario, sizes_of(args), args.duration)
         # Bounded: a scenario that hangs is cut off and reported, never left running.
         limit = args.duration * 3 + 120
         await asyncio.wait_for(RUNNERS[scenario](run), timeout=limit)
@@ -155,7 +197,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 
     soft, hard = raise_fd_limit()
     log(f"fd limit: {soft} (hard {hard})")
-    needed = 2 * (10_000 if not args.quick else 500) + 200
+    needed = 2 * sizes_of(args).c_subs + 200
     fd_note = None
     if "c" in args.scenarios and hard < needed:
         fd_note = (
@@ -175,6 +217,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             "targets": args.target_list,
             "duration": args.duration,
             "quick": args.quick,
+            "instructions": args.instructions,
         },
         "machine": {
             "cpus": os.cpu_count(),

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.instructions import InstructionCounter, callgrind_wrapper
 from tests.support.processes import ServiceProcess, child_pids
 from tests.support.redis_server import RedisServer
 
@@ -42,6 +43,9 @@ TARGETS = {
 #: Targets whose socket I/O is counted by /proc/<pid>/io (read/write/writev, as libuv
 #: does it). nginx uses recv/send, which that count leaves out: no figure for it.
 SYSCALLS_COUNTED = ("product", "naive", "hub")
+
+#: The targets ``--instructions`` can count: Python services, one process each.
+INSTRUCTIONS_COUNTED = SYSCALLS_COUNTED
 
 #: The names in a :class:`CpuMeter` that are not the services under test.
 NOT_SERVICES = ("generator", "redis", "others")
@@ -141,8 +145,14 @@ def fd_count(pid: int) -> int:
 class CpuMeter:
     """CPU share of some PIDs between ``start()`` and ``stop()``, in % of one core."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(
+        self, pids: dict[str, int], instructions: InstructionCounter | None = None
+    ) -> None:
         self.pids = pids
+        #: Also counts the services' instructions over the same window (``--instructions``).
+        self.instructions = instructions
+        #: What that count came to, once stopped.
+        self.instructions_counted: int | None = None
         self.t0 = 0.0
         self.ticks0: dict[str, int] = {}
         self.busy0 = 0
@@ -159,6 +169,8 @@ class CpuMeter:
         self.ticks0 = {name: self._ticks(name, pid) for name, pid in self.pids.items()}
         self.busy0 = machine_busy_ticks()
         self.syscalls0 = self._server_syscalls()
+        if self.instructions is not None:
+            self.instructions.start()
         return self
 
     def _server_syscalls(self) -> int:
@@ -184,6 +196,8 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         self.result = self.read()
+        if self.instructions is not None:
+            self.instructions_counted = self.instructions.stop()
         return self.result
 
 
@@ -202,9 +216,13 @@ class Stack:
     #: Worker processes per product service (each holds its own subscriber) and nginx
     #: worker processes of the nchan peers.
     workers: int = 1
+    #: Run the Python services under callgrind (``--instructions``).
+    count_instructions: bool = False
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     redis: BenchRedis | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    #: Set when ``count_instructions``: counts the services' instructions.
+    instructions: InstructionCounter | None = None
 
     def env(self) -> dict[str, str]:
         assert self.redis is not None
@@ -223,25 +241,18 @@ class Stack:
         redis = BenchRedis()
         redis.start()
         self.redis = redis
-        env = self.env()
         try:
             if self.target == "product":
                 args = [
                     *UVICORN_ARGS,
                     *(["--workers", str(self.workers)] if self.workers > 1 else []),
                 ]
-                self.services["chatbot"] = ServiceProcess(
-                    CHATBOT_APP, env=env, extra_args=args
-                ).start()
+                self.services["chatbot"] = self._python_service(CHATBOT_APP, args)
                 if workbench:
-                    self.services["workbench"] = ServiceProcess(
-                        WORKBENCH_APP, env=env, extra_args=args
-                    ).start()
+                    self.services["workbench"] = self._python_service(WORKBENCH_APP, args)
             elif self.target in ("naive", "hub"):
                 app = NAIVE_APP if self.target == "naive" else HUB_APP
-                self.services[self.target] = ServiceProcess(
-                    app, env=env, extra_args=UVICORN_ARGS
-                ).start()
+                self.services[self.target] = self._python_service(app, UVICORN_ARGS)
             else:
                 from bench.baselines import nchan
 
@@ -251,6 +262,19 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def _python_service(self, app: str, args: list[str]) -> ServiceProcess:
+        service = ServiceProcess(app, env=self.env(), extra_args=args)
+        if not self.count_instructions:
+            return service.start()
+        out_file = service.log_path.with_name("callgrind.out")
+        service.wrapper = callgrind_wrapper(out_file)
+        service.startup_timeout = 300.0  # imports run some 30x slower
+        service.start()
+        if self.instructions is None:
+            self.instructions = InstructionCounter({})
+        self.instructions.add(service.pid, out_file)
+        return service
 
     @property
     def main(self) -> ServiceProcess:
@@ -270,6 +294,7 @@ class Stack:
             except Exception:
                 svc.kill()
         self.services.clear()
+        self.instructions = None
         if self.redis is not None:
             self.redis.stop()
             self.redis = None

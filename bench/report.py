@@ -14,12 +14,26 @@ ROWS: list[tuple[str, str, str, str, str]] = [
     ("a", "loss %", "loss_pct", "lower", "0"),
     ("a", "server CPU % (of one core)", "server_cpu_pct", "lower", "<= 10"),
     ("a", "server read+write system calls per message", "server_syscalls_per_msg", "lower", ""),
+    (
+        "a",
+        "server instructions per message (callgrind)",
+        "server_instructions_per_msg",
+        "lower",
+        "",
+    ),
     ("a", "Redis connections", "redis_connections", "lower", ""),
     ("b", "p50 latency (ms)", "p50_ms", "lower", ""),
     ("b", "p99 latency (ms)", "p99_ms", "lower", "<= 15"),
     ("b", "delivered events/s", "delivered_events_per_s", "higher", "20,000"),
     ("b", "loss %", "loss_pct", "lower", "0"),
     ("b", "server CPU %", "server_cpu_pct", "lower", "<= 30"),
+    (
+        "b",
+        "server instructions per message (callgrind)",
+        "server_instructions_per_msg",
+        "lower",
+        "",
+    ),
     ("c", "connected", "subscribers_connected", "higher", "10,000"),
     ("c", "live (received their event)", "live", "higher", "10,000"),
     ("c", "server RSS per connection (KB)", "rss_per_conn_kb", "lower", "<= 20"),
@@ -28,6 +42,13 @@ ROWS: list[tuple[str, str, str, str, str]] = [
         "c",
         "server read+write system calls per stream opened",
         "open_server_syscalls_per_conn",
+        "lower",
+        "",
+    ),
+    (
+        "c",
+        "server instructions per stream opened (callgrind)",
+        "open_server_instructions_per_conn",
         "lower",
         "",
     ),
@@ -78,7 +99,8 @@ def markdown(run: dict[str, Any]) -> str:
         "",
         f"`python -m bench --scenario {','.join(run['args']['scenarios'])} --targets "
         f"{','.join(res)} --duration {run['args']['duration']:g}"
-        f"{' --quick' if run['args']['quick'] else ''}` on "
+        f"{' --quick' if run['args']['quick'] else ''}"
+        f"{' --instructions' if run['args'].get('instructions') else ''}` on "
         f"{run['machine']['cpus']} CPUs, Python {run['machine']['python']}, generator, Redis "
         f"and the services on the same machine; total {run.get('total_seconds', '?')} s.",
         "",
@@ -90,9 +112,12 @@ def markdown(run: dict[str, Any]) -> str:
         + "target |",
         "|---|---|---|---|---|" + "---|" * len(peers) + "---|",
     ]
+    counted = run["args"].get("instructions", False)
     for scen, label, key, _better, target in ROWS:
         if all(scen not in scenarios for scenarios in res.values()):
             continue
+        if counted != ("callgrind" in label):
+            continue  # under callgrind only the counts mean something
         p = prod.get(scen, {}).get(key)
         n = naive.get(scen, {}).get(key)
         others = "".join(f"{_fmt(res[peer].get(scen, {}).get(key))} | " for peer in peers)

@@ -79,6 +79,25 @@ FULL = Sizes(
     e_agents=50,
     e_rate=200,
 )
+#: ``--instructions``: the services run under callgrind, some 30-50x slower. Rates low
+#: enough that each message is handled on its own, as in (a) at full speed, so that a
+#: count per message compares between builds.
+CALLGRIND = Sizes(
+    a_channels=50,
+    a_rate=20,
+    b_subs=100,
+    b_rate=5,
+    c_subs=300,
+    c_live_rate=100,
+    d_channels=0,
+    d_steps=[],
+    d_subs_per_channel=0,
+    e_agents=0,
+    e_rate=0,
+)
+#: The scenarios ``--instructions`` runs (a ramp or the product path under callgrind
+#: would measure callgrind).
+CALLGRIND_SCENARIOS = ("a", "b", "c")
 QUICK = Sizes(
     a_channels=100,
     a_rate=100,
@@ -200,10 +219,12 @@ class Run:
         )
         return subs
 
-    def meter(self) -> CpuMeter:
+    def meter(self, counted: bool = False) -> CpuMeter:
+        """A CPU meter, started; ``counted``: the one a result is read from, which also
+        counts the services' instructions when they run under callgrind."""
         pids = dict(self.stack.pids())
         pids["generator"] = os.getpid()
-        return CpuMeter(pids).start()
+        return CpuMeter(pids, self.stack.instructions if counted else None).start()
 
     async def with_progress(self, what: Awaitable[Any], pub: Publisher | None, label: str) -> Any:
         task = asyncio.ensure_future(what)
@@ -299,7 +320,7 @@ async def bus_steady(run: Run, channels: int, subs_per_channel: int, rate: float
     run.result["rss_per_conn_kb"] = round((run.server_rss() - rss0) / max(len(subs), 1) / 1024, 2)
     await asyncio.sleep(0.5)
     run.sink.reset()
-    meter = run.meter()
+    meter = run.meter(counted=True)
     t0 = time.monotonic()
     await run.with_progress(pub.run(rate, run.duration), pub, "publishing")
     pub_seconds = time.monotonic() - t0
@@ -325,6 +346,10 @@ async def bus_steady(run: Run, channels: int, subs_per_channel: int, rate: float
         # Reads + writes per published message: what (a)'s CPU mostly is, and unmoved
         # by the machine's load, so two builds compare even on a busy machine.
         run.result["server_syscalls_per_msg"] = round(syscalls / max(pub.sent, 1), 2)
+    if meter.instructions_counted is not None:
+        run.result["server_instructions_per_msg"] = round(
+            meter.instructions_counted / max(pub.sent, 1)
+        )
     run.result["latency_cdf"] = latency_quantiles(run.sink)
     pub.close()
     await run.close(subs)
@@ -383,12 +408,16 @@ async def scenario_c(run: Run) -> None:
     await pub.connect()
     rss0 = run.server_rss()
     fds0 = fd_count(pid)
-    opening = run.meter()
+    opening = run.meter(counted=True)
     subs = await run.open([run.session_path(x) for x in names])
     run.result["open_server_cpu_pct"] = server_cpu(opening.stop())
     if run.stack.target in SYSCALLS_COUNTED:
         run.result["open_server_syscalls_per_conn"] = round(
             opening.server_syscalls() / max(len(subs), 1), 2
+        )
+    if opening.instructions_counted is not None:
+        run.result["open_server_instructions_per_conn"] = round(
+            opening.instructions_counted / max(len(subs), 1)
         )
     rss1 = run.server_rss()
     run.result.update(

@@ -179,8 +179,11 @@ class ServiceProcess:
         health_path: str = "/healthz",
         cwd: Path | None = None,
         command: Sequence[str] | None = None,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.app = app
+        #: Run the command under this one (the benchmark's valgrind): same PID.
+        self.wrapper = list(wrapper)
         #: Another server than uvicorn (the benchmark's nginx peer): its whole command
         #: line; ``app`` then only names it in messages.
         self.command = list(command) if command is not None else None
@@ -222,16 +225,22 @@ class ServiceProcess:
         if self.is_running():
             raise RuntimeError(f"{self.app} is already running (pid {self.pid})")
         env = {**os.environ, **self.env}
-        cmd = self.command or [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            self.app,
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            *self.extra_args,
+        cmd = [
+            *self.wrapper,
+            *(
+                self.command
+                or [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    self.app,
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    *self.extra_args,
+                ]
+            ),
         ]
         self._log_file = self.log_path.open("ab")
         self._proc = subprocess.Popen(
