@@ -136,6 +136,13 @@ class InMemorySessionStore:
     async def get(self, session_name: str) -> Session:
         return self._load(session_name, self._clock())
 
+    async def exists(self, session_name: str) -> bool:
+        try:
+            self._load(session_name, self._clock())
+        except SessionNotFound:
+            return False
+        return True
+
     async def escalate(self, session_name: str, reason: str | None = None) -> Session:
         return self._move(session_name, SessionStatus.WAITING_AGENT, None, reason)
 

@@ -183,20 +183,27 @@ class RedisSessionStore:
         return Session(session_name=session_name, created_at=at, updated_at=at)
 
     async def get(self, session_name: str) -> Session:
-        key = self.keys.session(session_name)
-        if self._reads is None:
-            fields = _decode_hash(await self._redis.hgetall(key))
-        else:
-            try:
-                raw = await self._reads.execute("HGETALL", key)
-            except RedisConnectionError:
-                # Once more, on a new connection (Redis restarted): a read, safe to repeat.
-                raw = await self._reads.execute("HGETALL", key)
-            # A map in RESP3, a flat list of fields and values in RESP2.
-            fields = _decode_hash(raw) if isinstance(raw, Mapping) else _pairs(raw)
+        raw = await self._read("HGETALL", self.keys.session(session_name))
+        # A map in RESP3 (and from redis-py's client), a flat list of fields and values
+        # in RESP2.
+        fields = _decode_hash(raw) if isinstance(raw, Mapping) else _pairs(raw)
         if "status" not in fields:
             raise SessionNotFound(session_name)
         return _session_from_hash(session_name, fields)
+
+    async def exists(self, session_name: str) -> bool:
+        # The field get() looks for: the same answer, nothing to parse.
+        return bool(await self._read("HEXISTS", self.keys.session(session_name), "status"))
+
+    async def _read(self, *command: Any) -> Any:
+        """A read, on the pipe when there is one (the reads every stream open makes)."""
+        if self._reads is None:
+            return await self._redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        try:
+            return await self._reads.execute(*command)
+        except RedisConnectionError:
+            # Once more, on a new connection (Redis restarted): a read, safe to repeat.
+            return await self._reads.execute(*command)
 
     async def escalate(self, session_name: str, reason: str | None = None) -> Session:
         return await self._move(session_name, SessionStatus.WAITING_AGENT, None, reason)

@@ -31,6 +31,10 @@ class SessionStore(Protocol):
 
     async def get(self, session_name: str) -> Session: ...
 
+    async def exists(self, session_name: str) -> bool:
+        """Whether ``get`` would find the session (what a stream open checks: cheaper)."""
+        ...
+
     async def escalate(self, session_name: str, reason: str | None = None) -> Session:
         """``ai -> waiting_agent``: sets ``waiting_since`` and joins the queue's tail."""
         ...

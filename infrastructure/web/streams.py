@@ -11,7 +11,7 @@ from infrastructure.auth.limits import StreamSlots
 from infrastructure.auth.tokens import Principal
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.events import Target
-from infrastructure.sessions import SessionStore
+from infrastructure.sessions import SessionNotFound, SessionStore
 from infrastructure.web.fast_path import FastRequest
 from infrastructure.web.sse_response import EventStreamResponse
 
@@ -54,7 +54,8 @@ async def open_session_stream(
 ) -> EventStreamResponse:
     """``GET /api/sessions/{session_name}/events`` of both services: 404 for a session
     that does not exist, else its stream."""
-    await store.get(session_name)
+    if not await store.exists(session_name):
+        raise SessionNotFound(session_name)
     return await open_event_stream(
         bus, slots, principal, [Target.session(session_name)], last_event_id
     )

@@ -93,6 +93,15 @@ async def test_unknown_session_is_not_found(store: SessionStore) -> None:
     assert await store.queue_position("nope") is None
 
 
+async def test_exists_answers_as_get_finds(store: SessionStore) -> None:
+    assert await store.exists("nope") is False
+    await store.create("here")
+    assert await store.exists("here") is True
+    await store.close("here")
+    await store.get("here")  # a closed session is still there: so says exists
+    assert await store.exists("here") is True
+
+
 async def test_ping(store: SessionStore) -> None:
     assert await store.ping() is True
 
