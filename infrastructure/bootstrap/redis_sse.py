@@ -32,6 +32,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import NoScriptError, RedisError
@@ -118,7 +119,6 @@ class RedisSseManager:
         self._redis: aioredis.Redis | None = None
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._flusher: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         #: Set while the subscriber is down (the reader has seen the connection end).
         self._lost = asyncio.Event()
@@ -216,10 +216,10 @@ class RedisSseManager:
                     self.outbox_size(),
                     exc,
                 )
-        for task in (self._reader, self._flusher, self._position_reader, self._outbox_retry):
+        for task in (self._reader, self._position_reader, self._outbox_retry):
             if task is not None:
                 await stop_task(task)
-        self._reader = self._flusher = self._position_reader = self._outbox_retry = None
+        self._reader = self._position_reader = self._outbox_retry = None
         await self._drop_pubsub()
         if self._pipe is not None:
             await self._pipe.close()
@@ -526,37 +526,45 @@ class RedisSseManager:
         if self._flush_scheduled or not self.connected:
             return
         self._flush_scheduled = True
-        asyncio.get_running_loop().call_soon(self._start_flush)
+        # Soon, not now: the channels of every stream opened in this loop turn go out
+        # in one command.
+        asyncio.get_running_loop().call_soon(self._flush_subscriptions)
 
-    def _start_flush(self) -> None:
+    def _flush_subscriptions(self) -> None:
+        """Send the pending SUBSCRIBE/UNSUBSCRIBE commands, many channels per command.
+
+        Written straight to the subscriber's connection, as the command pipe writes:
+        redis-py's ``execute_command`` (a connection check, a retry wrapper, a task
+        to await the write) cost more than the rest of a stream's subscription, and
+        the acknowledgements come back through ``_read_forever`` anyway. A connection
+        that is gone takes the commands with it; the reader then meets its end and
+        subscribes every channel again on the next connection.
+        """
         self._flush_scheduled = False
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_subscriptions())
-
-    async def _flush_subscriptions(self) -> None:
-        """Send the pending SUBSCRIBE/UNSUBSCRIBE commands, many channels per command."""
+        pubsub = self._pubsub
+        connection = pubsub.connection if pubsub is not None else None
+        writer = connection._writer if connection is not None else None
+        if writer is None or not self.connected:
+            return
+        commands: list[bytes] = []
+        while self._to_unsubscribe:
+            channels = list(self._to_unsubscribe)[:_SUBSCRIBE_BATCH]
+            for ch in channels:
+                del self._to_unsubscribe[ch]
+                self._sent[ch] = self._sent.get(ch, 0) + 1
+            commands.append(hiredis.pack_command(("UNSUBSCRIBE", *channels)))
+        while self._to_subscribe:
+            channels = list(self._to_subscribe)[:_SUBSCRIBE_BATCH]
+            for ch in channels:
+                del self._to_subscribe[ch]
+                self._sent[ch] = self._sent.get(ch, 0) + 1
+                entry = self._ready.get(ch)
+                if entry is not None:
+                    self._ready[ch] = (self._sent[ch], entry[1])
+            commands.append(hiredis.pack_command(("SUBSCRIBE", *channels)))
         try:
-            while (self._to_subscribe or self._to_unsubscribe) and self.connected:
-                pubsub = self._pubsub
-                if pubsub is None:
-                    return
-                if self._to_unsubscribe:
-                    channels = list(self._to_unsubscribe)[:_SUBSCRIBE_BATCH]
-                    for ch in channels:
-                        del self._to_unsubscribe[ch]
-                        self._sent[ch] = self._sent.get(ch, 0) + 1
-                    await pubsub.execute_command("UNSUBSCRIBE", *channels)
-                if self._to_subscribe:
-                    channels = list(self._to_subscribe)[:_SUBSCRIBE_BATCH]
-                    for ch in channels:
-                        del self._to_subscribe[ch]
-                        self._sent[ch] = self._sent.get(ch, 0) + 1
-                        entry = self._ready.get(ch)
-                        if entry is not None:
-                            self._ready[ch] = (self._sent[ch], entry[1])
-                    await pubsub.execute_command("SUBSCRIBE", *channels)
-        except (RedisError, OSError) as exc:
-            # The reader notices the broken connection and resubscribes everything.
+            writer.write(b"".join(commands))
+        except (RuntimeError, OSError) as exc:  # closing: the reader resubscribes
             self.last_error = repr(exc)
 
     # --- the subscriber loop ---
