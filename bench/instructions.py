@@ -49,12 +49,12 @@ class InstructionCounter:
     """Instructions the processes run under :func:`callgrind_wrapper` execute between
     ``start()`` and ``stop()``, summed."""
 
-    def __init__(self, processes: dict[int, Path], timeout: float = 60.0) -> None:
+    def __init__(self, processes: dict[int, Path] | None = None, timeout: float = 60.0) -> None:
         #: PID -> the ``--callgrind-out-file`` it was started with.
         self.processes: dict[int, Path] = {}
         self.timeout = timeout
         self._dumps: dict[int, int] = {}
-        for pid, out_file in processes.items():
+        for pid, out_file in (processes or {}).items():
             self.add(pid, out_file)
 
     def add(self, pid: int, out_file: Path) -> None:

@@ -272,7 +272,7 @@ class Stack:
         service.startup_timeout = 300.0  # imports run some 30x slower
         service.start()
         if self.instructions is None:
-            self.instructions = InstructionCounter({})
+            self.instructions = InstructionCounter()
         self.instructions.add(service.pid, out_file)
         return service
 
