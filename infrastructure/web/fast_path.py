@@ -109,9 +109,7 @@ class FastRequest:
     def query(self, name: str) -> str | None:
         if self._query is None:
             # The last value wins, as in Starlette's QueryParams.get.
-            self._query = dict(
-                parse_qsl(self.scope["query_string"].decode("latin-1"), keep_blank_values=True)
-            )
+            self._query = dict(query_pairs(self.scope["query_string"].decode("latin-1")))
         return self._query.get(name)
 
     @property
@@ -242,6 +240,20 @@ def _replaying(body: bytes | None, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``, cheaper when there is nothing to
+    decode (no ``%`` escape, no ``+``): split on ``&`` and the first ``=``. urllib's
+    general path cost a publish 11,000 instructions (2.3 %) for ``?type=...``."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((key, value))
+    return pairs
 
 
 def as_json(status: int, content: Any) -> ASGIApp:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import orjson
@@ -17,7 +18,7 @@ import pytest
 
 from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
-from infrastructure.web.fast_path import FastRoute, ServiceApp
+from infrastructure.web.fast_path import FastRoute, ServiceApp, query_pairs
 from products.agent_workbench.app import create_app as create_workbench
 from products.ai_chatbot.app import create_app as create_chatbot
 from tests.support.auth import make_settings
@@ -205,3 +206,24 @@ def test_fast_routes_match_names_only() -> None:
     assert route.match("GET", "/api/sessions/abc/events/") is None
     with pytest.raises(ValueError, match="plain"):
         FastRoute("GET", "/api/(.*)", handler)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "type=bench",
+        "type=a&type=b",
+        "token=abc.def-ghi_jkl&last_event_id=e1.1-0",
+        "a=b=c",
+        "flag",
+        "flag=",
+        "&&a=1&&",
+        "=v",
+        "a=%E4%BD%A0&b=x+y",
+        "t=%zz",
+        "name=名字",
+    ],
+)
+def test_query_pairs_are_parse_qsl_s(query: str) -> None:
+    assert query_pairs(query) == parse_qsl(query, keep_blank_values=True)
