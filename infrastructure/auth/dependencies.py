@@ -35,7 +35,10 @@ from infrastructure.events import NAME_PATTERN
 
 
 def settings_of(request: Request) -> Settings:
-    settings = getattr(request.app.state, "settings", None)
+    try:  # state["x"]: see stream_slots_of
+        settings = request.app.state["settings"]
+    except KeyError:
+        return get_settings()
     return settings if isinstance(settings, Settings) else get_settings()
 
 

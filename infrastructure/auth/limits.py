@@ -20,6 +20,7 @@ from typing import Annotated, Any, Final, Protocol, TypeVar
 from fastapi import Depends, HTTPException, Request, status
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.datastructures import State
 
 from infrastructure.auth.dependencies import CurrentPrincipal, SettingsDep
 from infrastructure.auth.tokens import Principal
@@ -157,12 +158,15 @@ async def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlo
     return stream_slots_of(request.app.state, settings)
 
 
-def stream_slots_of(state: Any, settings: Settings) -> StreamSlots:
-    """The app's :class:`StreamSlots` (``state`` is its ``app.state``), made on first use."""
-    slots: StreamSlots | None = getattr(state, "stream_slots", None)
-    if slots is None:
-        slots = StreamSlots.from_settings(settings)
-        state.stream_slots = slots
+def stream_slots_of(state: State, settings: Settings) -> StreamSlots:
+    """The app's :class:`StreamSlots` (``state`` is its ``app.state``), made on first use.
+
+    ``state["x"]``: Starlette's State answers ``state.x`` from ``__getattr__``, after the
+    normal lookup has made and dropped an AttributeError (each stream open paid it)."""
+    try:
+        slots: StreamSlots = state["stream_slots"]
+    except KeyError:
+        slots = state["stream_slots"] = StreamSlots.from_settings(settings)
     return slots
 
 

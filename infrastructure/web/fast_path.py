@@ -77,20 +77,23 @@ class FastRequest:
         self._body: bytes | None = None
 
     # --- what the app holds ---
+    # ``state["x"]``, not ``state.x``: Starlette's State answers attributes from
+    # ``__getattr__``, reached only after the normal lookup has failed (an
+    # AttributeError made and dropped, each time).
 
     @property
     def settings(self) -> Settings:
-        settings: Settings = self.app.state.settings
+        settings: Settings = self.app.state["settings"]
         return settings
 
     @property
     def bus(self) -> SseBus:
-        bus: SseBus = self.app.state.bus
+        bus: SseBus = self.app.state["bus"]
         return bus
 
     @property
     def store(self) -> SessionStore:
-        store: SessionStore = self.app.state.store
+        store: SessionStore = self.app.state["store"]
         return store
 
     @property
@@ -201,7 +204,7 @@ class ServiceApp(FastAPI):
 
     async def _try_fast(self, scope: Scope, receive: Receive, send: Send) -> tuple[bool, Receive]:
         if scope.get("root_path") or (
-            self.state.settings.CORS_ORIGINS and _has_header(scope, b"origin")
+            self.state["settings"].CORS_ORIGINS and _has_header(scope, b"origin")
         ):
             return False, receive  # the middleware (CORS) must see these
         for route in self.fast_routes:
