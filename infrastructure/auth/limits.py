@@ -159,15 +159,20 @@ async def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlo
 
 
 def stream_slots_of(state: State, settings: Settings) -> StreamSlots:
-    """The app's :class:`StreamSlots` (``state`` is its ``app.state``), made on first use.
+    """The app's :class:`StreamSlots` (``state`` is its ``app.state``), made on first use."""
+    return state_value(state, "stream_slots", lambda: StreamSlots.from_settings(settings))
 
-    ``state["x"]``: Starlette's State answers ``state.x`` from ``__getattr__``, after the
-    normal lookup has made and dropped an AttributeError (each stream open paid it)."""
+
+def state_value(state: State, key: str, make: Callable[[], T]) -> T:
+    """``state[key]``, made by ``make`` on first use.
+
+    By key: Starlette's State answers ``state.x`` from ``__getattr__``, after the
+    normal lookup has made and dropped an AttributeError (each request paid it)."""
     try:
-        slots: StreamSlots = state["stream_slots"]
+        value: T = state[key]
     except KeyError:
-        slots = state["stream_slots"] = StreamSlots.from_settings(settings)
-    return slots
+        value = state[key] = make()
+    return value
 
 
 StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]
@@ -347,10 +352,11 @@ async def enforce_rate_limit(limiter: RateLimiter, principal: Principal) -> None
 async def get_rate_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
     """The process's limiter, kept on ``app.state.rate_limiter``; in memory unless an app
     factory put a :class:`RedisRateLimiter` there."""
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
-    if limiter is None:
-        limiter = MemoryRateLimiter(settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST)
-        request.app.state.rate_limiter = limiter
+    limiter: RateLimiter = state_value(
+        request.app.state,
+        "rate_limiter",
+        lambda: MemoryRateLimiter(settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST),
+    )
     return limiter
 
 
