@@ -35,7 +35,7 @@ from infrastructure.events import NAME_PATTERN
 
 
 def settings_of(request: Request) -> Settings:
-    try:  # state["x"]: see stream_slots_of
+    try:  # by key: see limits.state_value
         settings = request.app.state["settings"]
     except KeyError:
         return get_settings()
