@@ -10,8 +10,8 @@ back to back) and hands the replies out in order, as Redis sends them.
 
 The connection itself (URL, AUTH, SELECT, TLS, the handshake) is redis-py's: a
 ``Connection`` made by its pool from ``REDIS_URL``; only the sending, the
-reading (:func:`~infrastructure.bootstrap.redis_replies.read_replies`, every
-reply of a socket read at once) and the matching of replies are done here.
+reading (:mod:`~infrastructure.bootstrap.redis_wire`: every reply of a socket
+read at once) and the matching of replies are done here.
 
 Failure semantics are those of a pooled command: a lost connection fails every
 command in flight with :class:`redis.exceptions.ConnectionError` (Redis may or
@@ -36,7 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from infrastructure.bootstrap.redis_replies import read_replies
+from infrastructure.bootstrap.redis_wire import read_replies, write_commands
 
 
 class CommandPipe:
@@ -81,11 +81,8 @@ class CommandPipe:
         # The commands and their places in the queue in one step, before any await:
         # the order of the queue is the order on the wire.
         self._waiting.extend((future, deadline) for future in futures)
-        writer = conn._writer  # redis-py's stream, written to directly: no task per write
         try:
-            if writer is None:
-                raise OSError("not connected")
-            writer.write(b"".join(hiredis.pack_command(tuple(c)) for c in commands))
+            write_commands(conn, commands)  # no task per write
         except Exception as exc:
             self._abort(RedisConnectionError(f"writing to Redis failed: {exc!r}"))
         if self._watchdog is None and self._waiting:

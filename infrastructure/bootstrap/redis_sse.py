@@ -32,7 +32,6 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import NoScriptError, RedisError
@@ -49,7 +48,7 @@ from infrastructure.bootstrap.fanout import (
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
 from infrastructure.bootstrap.redis_client import connection_name, make_redis_client
 from infrastructure.bootstrap.redis_pipe import CommandPipe
-from infrastructure.bootstrap.redis_replies import read_replies
+from infrastructure.bootstrap.redis_wire import read_replies, write_commands
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
 
@@ -543,16 +542,15 @@ class RedisSseManager:
         self._flush_scheduled = False
         pubsub = self._pubsub
         connection = pubsub.connection if pubsub is not None else None
-        writer = connection._writer if connection is not None else None
-        if writer is None or not self.connected:
+        if connection is None or not self.connected:
             return
-        commands: list[bytes] = []
+        commands: list[tuple[str, ...]] = []
         while self._to_unsubscribe:
             channels = list(self._to_unsubscribe)[:_SUBSCRIBE_BATCH]
             for ch in channels:
                 del self._to_unsubscribe[ch]
                 self._sent[ch] = self._sent.get(ch, 0) + 1
-            commands.append(hiredis.pack_command(("UNSUBSCRIBE", *channels)))
+            commands.append(("UNSUBSCRIBE", *channels))
         while self._to_subscribe:
             channels = list(self._to_subscribe)[:_SUBSCRIBE_BATCH]
             for ch in channels:
@@ -561,10 +559,10 @@ class RedisSseManager:
                 entry = self._ready.get(ch)
                 if entry is not None:
                     self._ready[ch] = (self._sent[ch], entry[1])
-            commands.append(hiredis.pack_command(("SUBSCRIBE", *channels)))
+            commands.append(("SUBSCRIBE", *channels))
         try:
-            writer.write(b"".join(commands))
-        except (RuntimeError, OSError) as exc:  # closing: the reader resubscribes
+            write_commands(connection, commands)
+        except (RedisError, RuntimeError, OSError) as exc:  # the reader resubscribes
             self.last_error = repr(exc)
 
     # --- the subscriber loop ---
@@ -675,7 +673,7 @@ class RedisSseManager:
         # Straight from the connection, every message of a socket read at once:
         # PubSub.parse_response adds a health check, a retry layer (that would
         # reconnect behind our back) and timing to each message, the hot path of
-        # every event this process delivers (see redis_replies).
+        # every event this process delivers (see redis_wire).
         while True:
             for response in await read_replies(connection):
                 if isinstance(response, RedisError):  # an error reply: as redis-py raises it

@@ -11,7 +11,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from infrastructure.bootstrap.redis_replies import read_replies
+from infrastructure.bootstrap.redis_wire import read_replies
 
 
 @pytest.fixture

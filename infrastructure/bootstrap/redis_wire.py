@@ -1,4 +1,4 @@
-"""Replies read straight from a redis-py connection, a socket read at a time.
+"""Commands written and replies read straight on a redis-py connection.
 
 redis-py's ``read_response`` costs, for every reply, five nested coroutines, a
 timeout check, and (RESP3, redis-py's default) a push handler that renders each
@@ -9,12 +9,18 @@ socket read, and every reply that read completed, parsed by the connection's own
 hiredis reader (bytes redis-py already took from the socket, such as what came
 with the SUBSCRIBE acknowledgements it read, are not lost).
 
+Commands go the same way, packed by hiredis and written to the connection's
+stream in one call, with no task per write (:func:`write_commands`).
+
 The connection stays redis-py's: it connects, authenticates, selects the
-database and is closed by redis-py; only the reading of replies is done here.
+database and is closed by redis-py; only the writing of commands and the reading
+of replies are done here. The bus's two connections (the subscriber, the command
+pipe) are the only users: this module is where redis-py's internals are touched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -24,6 +30,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 #: Bytes asked of the socket per read (redis-py's own default read size).
 READ_SIZE = 65536
+
+
+def write_commands(conn: AbstractConnection, commands: Sequence[Sequence[Any]]) -> None:
+    """Write ``commands`` to ``conn`` in one call, without waiting for the socket.
+
+    Raises :class:`redis.exceptions.ConnectionError` when ``conn`` is not connected;
+    a transport already closing raises what it raises (``RuntimeError``, ``OSError``)."""
+    writer = conn._writer
+    if writer is None:
+        raise RedisConnectionError("not connected")
+    writer.write(b"".join(hiredis.pack_command(tuple(command)) for command in commands))
 
 
 async def read_replies(conn: AbstractConnection) -> list[Any]:
