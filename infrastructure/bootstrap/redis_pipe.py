@@ -10,8 +10,8 @@ back to back) and hands the replies out in order, as Redis sends them.
 
 The connection itself (URL, AUTH, SELECT, TLS, the handshake) is redis-py's: a
 ``Connection`` made by its pool from ``REDIS_URL``; only the sending, the
-reading (:mod:`~infrastructure.bootstrap.redis_wire`: every reply of a socket
-read at once) and the matching of replies are done here.
+reading (:mod:`~infrastructure.bootstrap.redis_wire`: replies handed over as the
+socket delivers them, no reader task) and the matching of replies are done here.
 
 Failure semantics are those of a pooled command: a lost connection fails every
 command in flight with :class:`redis.exceptions.ConnectionError` (Redis may or
@@ -36,7 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from infrastructure.bootstrap.redis_wire import read_replies, write_commands
+from infrastructure.bootstrap.redis_wire import ReplyStream, write_commands
 
 
 class CommandPipe:
@@ -51,9 +51,9 @@ class CommandPipe:
         self.timeout = timeout
         self._conn: AbstractConnection | None = None
         self._connecting: asyncio.Future[AbstractConnection] | None = None
-        self._reader: asyncio.Task[None] | None = None
         #: (future, deadline) of each command sent and not yet answered, oldest first.
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._stream: ReplyStream | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
         self._disconnects: set[asyncio.Task[None]] = set()
@@ -117,40 +117,35 @@ class CommandPipe:
 
     async def _open(self) -> AbstractConnection:
         conn: AbstractConnection = self._factory.make_connection()  # type: ignore[no-untyped-call]
+
+        def lost(exc: Exception) -> None:
+            if self._conn is conn:
+                self._abort(RedisConnectionError(f"Redis connection lost: {exc!r}"))
+
         try:
             await conn.connect()  # type: ignore[no-untyped-call]
+            self._stream = ReplyStream(conn, self._on_replies, lost)
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.disconnect(nowait=True)
             raise
         self._conn = conn
-        self._reader = asyncio.create_task(self._read(conn), name="redis-command-pipe")
         return conn
 
-    async def _read(self, conn: AbstractConnection) -> None:
+    def _on_replies(self, replies: list[Any]) -> None:
         waiting = self._waiting
-        while True:
-            try:
-                replies = await read_replies(conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._conn is conn:
-                    self._abort(RedisConnectionError(f"Redis connection lost: {exc!r}"))
-                return
-            for reply in replies:
-                if isinstance(reply, hiredis.PushNotification):
-                    continue  # not a reply to a command (RESP3 out-of-band)
-                if not waiting:  # nothing asked: the stream is out of step, drop it
-                    self._abort(RedisConnectionError("unexpected reply from Redis"))
-                    return
-                future, _ = waiting.popleft()
-                if future.done():  # its caller was cancelled; the reply is dropped
-                    continue
-                if isinstance(reply, ResponseError):  # its command failed, not the link
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
+        for reply in replies:
+            if isinstance(reply, hiredis.PushNotification):
+                continue  # not a reply to a command (RESP3 out-of-band)
+            if not waiting:  # nothing asked: the stream is out of step
+                raise RedisConnectionError("unexpected reply from Redis")
+            future, _ = waiting.popleft()
+            if future.done():  # its caller was cancelled; the reply is dropped
+                continue
+            if isinstance(reply, ResponseError):  # its command failed, not the link
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
 
     def _check_deadline(self) -> None:
         self._watchdog = None
@@ -166,12 +161,12 @@ class CommandPipe:
     def _abort(self, error: Exception) -> None:
         """Drop the connection and fail every command in flight with ``error``."""
         conn, self._conn = self._conn, None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.stop()  # what the old connection still brings matches nothing now
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        reader, self._reader = self._reader, None
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
         if conn is not None:
             # nowait: close the socket without waiting for the server.
             task = asyncio.ensure_future(conn.disconnect(nowait=True))

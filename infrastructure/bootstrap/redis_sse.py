@@ -48,7 +48,7 @@ from infrastructure.bootstrap.fanout import (
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
 from infrastructure.bootstrap.redis_client import connection_name, make_redis_client
 from infrastructure.bootstrap.redis_pipe import CommandPipe
-from infrastructure.bootstrap.redis_wire import read_replies, write_commands
+from infrastructure.bootstrap.redis_wire import ReplyStream, write_commands
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
 
@@ -670,19 +670,34 @@ class RedisSseManager:
         assert pubsub is not None
         connection = pubsub.connection
         assert connection is not None
-        # Straight from the connection, every message of a socket read at once:
-        # PubSub.parse_response adds a health check, a retry layer (that would
-        # reconnect behind our back) and timing to each message, the hot path of
-        # every event this process delivers (see redis_wire).
-        while True:
-            for response in await read_replies(connection):
-                if isinstance(response, RedisError):  # an error reply: as redis-py raises it
-                    raise response
-                kind = response[0]
-                if kind == b"message":
-                    self._on_message(response)
-                elif kind in (b"subscribe", b"unsubscribe"):
-                    self._on_ack(_text(response[1]), subscribed=kind == b"subscribe")
+        # Straight from the connection, every message of a socket read at once, in
+        # the event loop's callback: PubSub.parse_response adds a health check, a
+        # retry layer (that would reconnect behind our back) and timing to each
+        # message, and a reading task a task switch, on the hot path of every event
+        # this process delivers (see redis_wire). Returns only by raising: the error
+        # that ended the connection.
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def lost(exc: Exception) -> None:
+            if not ended.done():
+                ended.set_exception(exc)
+
+        stream = ReplyStream(connection, self._on_replies, lost)
+        try:
+            stream.deliver_buffered()
+            await ended
+        finally:
+            stream.stop()
+
+    def _on_replies(self, replies: list[Any]) -> None:
+        for response in replies:
+            if isinstance(response, RedisError):  # an error reply: as redis-py raises it
+                raise response
+            kind = response[0]
+            if kind == b"message":
+                self._on_message(response)
+            elif kind in (b"subscribe", b"unsubscribe"):
+                self._on_ack(_text(response[1]), subscribed=kind == b"subscribe")
 
     def _on_ack(self, channel: str, subscribed: bool = False) -> None:
         if subscribed and self.hub.has(channel) and channel not in self._baseline:
