@@ -36,7 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from infrastructure.bootstrap.redis_wire import ReplyStream, write_commands
+from infrastructure.bootstrap.redis_wire import ReplyStream, pack_commands, write_packed
 
 
 class CommandPipe:
@@ -60,34 +60,40 @@ class CommandPipe:
 
     async def execute(self, *args: Any) -> Any:
         """Send one command; its reply (an error reply is raised as :class:`ResponseError`)."""
-        (future,) = await self._send((args,))
+        conn = self._conn if self._conn is not None else await self._connect()
+        future = asyncio.get_running_loop().create_future()
+        self._write(conn, hiredis.pack_command(args), (future,))
         return await future
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send several commands in one write; their replies, in order. The first
         error is raised once every reply is in (none is left unread)."""
-        futures = await self._send(commands)
+        conn = self._conn if self._conn is not None else await self._connect()
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self._write(conn, pack_commands(commands), futures)
         replies = await asyncio.gather(*futures, return_exceptions=True)
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
         return replies
 
-    async def _send(self, commands: Sequence[Sequence[Any]]) -> list[asyncio.Future[Any]]:
-        conn = self._conn if self._conn is not None else await self._connect()
+    def _write(
+        self, conn: AbstractConnection, data: bytes, futures: Sequence[asyncio.Future[Any]]
+    ) -> None:
+        """Queue the commands' futures and write them, in one step with no await in
+        between: the order of the queue is the order on the wire. No task per write."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
-        # The commands and their places in the queue in one step, before any await:
-        # the order of the queue is the order on the wire.
-        self._waiting.extend((future, deadline) for future in futures)
+        waiting = self._waiting
+        for future in futures:
+            waiting.append((future, deadline))
         try:
-            write_commands(conn, commands)  # no task per write
+            write_packed(conn, data)
         except Exception as exc:
             self._abort(RedisConnectionError(f"writing to Redis failed: {exc!r}"))
-        if self._watchdog is None and self._waiting:
-            self._watchdog = loop.call_at(self._waiting[0][1], self._check_deadline)
-        return futures
+        if self._watchdog is None and waiting:
+            self._watchdog = loop.call_at(waiting[0][1], self._check_deadline)
 
     @property
     def in_flight(self) -> int:

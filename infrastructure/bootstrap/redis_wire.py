@@ -33,14 +33,26 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 def write_commands(conn: AbstractConnection, commands: Sequence[Sequence[Any]]) -> None:
-    """Write ``commands`` to ``conn`` in one call, without waiting for the socket.
+    """Write ``commands`` to ``conn`` in one call, without waiting for the socket (see
+    :func:`write_packed`)."""
+    write_packed(conn, pack_commands(commands))
+
+
+def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:
+    """``commands`` in the protocol's form, back to back (``hiredis.pack_command`` packs
+    one)."""
+    return b"".join(hiredis.pack_command(tuple(command)) for command in commands)
+
+
+def write_packed(conn: AbstractConnection, data: bytes) -> None:
+    """Write packed commands to ``conn``, without waiting for the socket.
 
     Raises :class:`redis.exceptions.ConnectionError` when ``conn`` is not connected;
     a transport already closing raises what it raises (``RuntimeError``, ``OSError``)."""
     writer = conn._writer
     if writer is None:
         raise RedisConnectionError("not connected")
-    writer.write(b"".join(hiredis.pack_command(tuple(command)) for command in commands))
+    writer.write(data)
 
 
 class ReplyStream(asyncio.Protocol):

@@ -27,8 +27,8 @@ only its writes are gathered and go out as one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, cast
 
 from starlette.types import Scope
@@ -96,22 +96,38 @@ class _Gathered:
         return getattr(self._transport, name)
 
 
-@contextlib.contextmanager
-def one_write(send: Callable[..., Any]) -> Iterator[None]:
+def one_write(send: Callable[..., Any]) -> AbstractContextManager[None]:
     """What uvicorn writes for the ``send`` calls made inside reaches the socket as
     one write, on leaving: for a response, or its start, that is sent whole at once
     (nothing reaches the client before the block ends). Under another server, or a
     ``send`` that is not uvicorn's, the sends are left as they are."""
-    cycle = _cycle_of(send)
-    transport = getattr(cycle, "transport", None)
-    if transport is None or not callable(getattr(transport, "write", None)):
-        yield
-        return
-    gathered = _Gathered(transport)
-    cycle.transport = gathered
-    try:
-        yield
-    finally:
-        if cycle.transport is gathered:
-            cycle.transport = transport
+    return _OneWrite(send)
+
+
+class _OneWrite:
+    """:func:`one_write`'s context manager, a plain class: every publish's reply goes
+    through it, and ``contextlib.contextmanager``'s generator cost it 1 µs."""
+
+    __slots__ = ("_cycle", "_gathered", "_transport")
+
+    def __init__(self, send: Callable[..., Any]) -> None:
+        cycle = _cycle_of(send)
+        transport = getattr(cycle, "transport", None)
+        if transport is None or not callable(getattr(transport, "write", None)):
+            cycle = None
+        self._cycle: Any = cycle
+        self._transport: Any = transport
+        self._gathered: _Gathered | None = None
+
+    def __enter__(self) -> None:
+        if self._cycle is not None:
+            self._gathered = _Gathered(self._transport)
+            self._cycle.transport = self._gathered
+
+    def __exit__(self, *exc_info: object) -> None:
+        gathered = self._gathered
+        if gathered is None:
+            return
+        if self._cycle.transport is gathered:
+            self._cycle.transport = self._transport
         gathered.flush()
