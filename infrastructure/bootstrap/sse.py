@@ -106,14 +106,16 @@ class SseBus:
         source: str | None = None,
     ) -> Event:
         envelope = build_envelope(event_type, dict(payload), source or self.settings.SERVICE_NAME)
-        return await self.publish_body(self.channel(target), dumps(envelope))
+        return await self.publish_body(self.channel(target), dumps(envelope), envelope["type"])
 
-    async def publish_body(self, channel: str, body: bytes) -> Event:
+    async def publish_body(self, channel: str, body: bytes, event_type: str) -> Event:
+        """Publish an envelope already encoded (``body``) whose type is ``event_type``
+        (counted as given: the body is not parsed again)."""
         if self.manager is not None:
             event = await self.manager.publish(channel, body)
         else:
             event = self._publish_to_memory(channel, body)
-        self.stats.count_published(event.type)
+        self.stats.count_published(event_type)
         return event
 
     def _publish_to_memory(self, channel: str, body: bytes) -> Event:
