@@ -195,11 +195,13 @@ class Listener:
 
     # --- producer side (never awaits) ---
 
-    def push(self, item: Event | bytes) -> None:
+    def push(self, item: Event | bytes) -> bool:
+        """Take ``item``; ``True`` when the ``writer`` wrote it at once (else it is
+        buffered for the consumer, or dropped: closed, below the floor, a second ping)."""
         if self.close_reason is not None:
-            return
+            return False
         if isinstance(item, Event) and self._floors is not None and self._below_floor(item):
-            return
+            return False
         waiter = self._waiter
         if (
             self.writer is not None
@@ -208,16 +210,17 @@ class Listener:
             and not self._buf
             and self.writer(item)
         ):
-            return
+            return True
         if item is PING:
             if self._buf and self._buf[-1] is PING:
-                return  # one pending ping is enough; a stuck reader gains no more
+                return False  # one pending ping is enough; a stuck reader gains no more
         elif len(self._buf) >= self.maxsize:
             self.close("slow")
-            return
+            return False
         self._buf.append(item)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        return False
 
     def _below_floor(self, event: Event) -> bool:
         assert self._floors is not None
@@ -333,7 +336,9 @@ class LocalHub:
 
     ``on_first`` runs (synchronously: it may only schedule work) when a channel
     gets its first listener, ``on_last`` when it loses its last one: the Redis
-    manager subscribes and unsubscribes there. Registration never awaits between
+    manager subscribes and unsubscribes there. ``on_written(event, n)``: ``n``
+    listeners' writers wrote ``event`` as it was dispatched (once per event rather
+    than once per listener: the bus counts deliveries there). Registration never awaits between
     the check and the insert, so listeners that join at once cannot overwrite
     each other (the encode/broadcaster race).
     """
@@ -346,6 +351,7 @@ class LocalHub:
         self._channels: dict[str, dict[Listener, None]] = {}
         self.on_first = on_first
         self.on_last = on_last
+        self.on_written: Callable[[Event, int], None] | None = None
         self.dropped_slow = 0
 
     def add(self, listener: Listener) -> None:
@@ -385,8 +391,12 @@ class LocalHub:
         if not listeners:
             return 0
         # A listener may close (overflow) during the loop and leave the dict.
+        written = 0
         for listener in tuple(listeners):
-            listener.push(event)
+            if listener.push(event):
+                written += 1
+        if written and self.on_written is not None:
+            self.on_written(event, written)
         return len(listeners)
 
     def has(self, channel: str) -> bool:

@@ -50,10 +50,11 @@ class BusStats:
             if isinstance(item, Event):
                 self.count_event(item)
 
-    def count_event(self, event: Event) -> None:
+    def count_event(self, event: Event, listeners: int = 1) -> None:
+        """``event`` written to ``listeners`` streams."""
         if not event.id_only:  # a position marker, not an event
             kind = event.type
-            self.delivered[kind] = self.delivered.get(kind, 0) + 1
+            self.delivered[kind] = self.delivered.get(kind, 0) + listeners
 
 
 class SseBus:
@@ -61,14 +62,15 @@ class SseBus:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
+        self.stats = BusStats()
         self.hub = LocalHub()
+        self.hub.on_written = self.stats.count_event
         self.memory = MemoryHistory(
             self.settings.SSE_HISTORY_LENGTH, self.settings.SSE_HISTORY_TTL_SECONDS
         )
         self.use_redis = self.settings.USE_REDIS_SSE
         self.manager: RedisSseManager | None = None
         self.accepting = True
-        self.stats = BusStats()
 
     async def start(self) -> None:
         if self.use_redis:

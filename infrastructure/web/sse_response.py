@@ -171,7 +171,8 @@ class EventStreamResponse(Response):
         direct: Connection | None,
     ) -> Callable[[Event | bytes], bool]:
         """What the listener calls to write one item at once, from the publisher's
-        call stack, while this response waits with nothing buffered.
+        call stack, while this response waits with nothing buffered. What it writes
+        is counted by the hub, once per event (``LocalHub.on_written``).
 
         With a ``direct`` connection (uvicorn's httptools server) the item's bytes,
         framed as an HTTP/1.1 chunk, go straight to its transport: the chunk of a
@@ -186,7 +187,6 @@ class EventStreamResponse(Response):
         buffer, the response's loop waits for it) until it is done.
         """
         listener = self.listener
-        count_event = self.bus.stats.count_event
         single = len(listener.channels) == 1
 
         def body_of(item: Event | bytes) -> bytes:
@@ -205,8 +205,6 @@ class EventStreamResponse(Response):
                     transport_write(item.chunk)  # built once, shared by every listener
                 else:
                     transport_write(http_chunk(body_of(item)))
-                if isinstance(item, Event):
-                    count_event(item)
                 return True
 
             return write_direct
@@ -218,8 +216,6 @@ class EventStreamResponse(Response):
             try:
                 waiting_on = step.send(None)
             except StopIteration:
-                if isinstance(item, Event):
-                    count_event(item)
                 return True
             except Exception:
                 # Written off here; the response's own loop sends the item again and
@@ -227,8 +223,6 @@ class EventStreamResponse(Response):
                 return False
             self._pending = asyncio.ensure_future(_finish(step, waiting_on))
             self._pending.add_done_callback(self._pending_done)
-            if isinstance(item, Event):
-                count_event(item)
             return True
 
         return write

@@ -237,6 +237,37 @@ def test_hub_dispatch_reaches_every_listener_of_the_channel_only() -> None:
     assert hub.dispatch(ev(1, channel="sse:session:nobody")) == 0
 
 
+async def test_hub_reports_how_many_writers_wrote_an_event_at_once() -> None:
+    hub = LocalHub()
+    reports: list[tuple[int, int]] = []
+    hub.on_written = lambda event, n: reports.append((event.key[1], n))
+    written: list[Event | bytes] = []
+
+    def writer(item: Event | bytes) -> bool:
+        written.append(item)
+        return True
+
+    def refusing(item: Event | bytes) -> bool:
+        return False  # a full socket: the item waits in the buffer
+
+    taking, full, plain = Listener([CH], 10), Listener([CH], 10), Listener([CH], 10)
+    taking.writer, full.writer = writer, refusing
+    waiting = [asyncio.create_task(ls.next_batch()) for ls in (taking, full, plain)]
+    for listener in (taking, full, plain):
+        hub.add(listener)
+    await asyncio.sleep(0)  # let the consumers park on their waiters
+    assert hub.dispatch(ev(1)) == 3
+    assert [item.key for item in written if isinstance(item, Event)] == [(1000, 1)]
+    # One report per event, counting only what a writer took.
+    assert reports == [(1, 1)]
+    assert (full.pending(), plain.pending()) == (1, 1)
+    hub.dispatch(ev(2, channel=OTHER))  # no listener there: nothing written, no report
+    assert reports == [(1, 1)]
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+
 def test_hub_drops_a_slow_listener_and_keeps_the_others() -> None:
     hub = LocalHub()
     slow, fast = Listener([CH], 2), Listener([CH], 100)
