@@ -65,6 +65,13 @@ class CommandPipe:
         self._write(conn, hiredis.pack_command(args), (future,))
         return await future
 
+    async def execute_packed(self, command: bytes) -> Any:
+        """:meth:`execute` for a command already packed (``hiredis.pack_command``'s form)."""
+        conn = self._conn if self._conn is not None else await self._connect()
+        future = asyncio.get_running_loop().create_future()
+        self._write(conn, command, (future,))
+        return await future
+
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send several commands in one write; their replies, in order. The first
         error is raised once every reply is in (none is left unread)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import random
@@ -46,6 +45,7 @@ from infrastructure.bootstrap.fanout import (
     id_key,
 )
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
+from infrastructure.bootstrap.publish_script import NO_TAG, PUBLISH_LUA, PublishCall
 from infrastructure.bootstrap.redis_client import connection_name, make_redis_client
 from infrastructure.bootstrap.redis_pipe import CommandPipe
 from infrastructure.bootstrap.redis_wire import ReplyStream, write_commands
@@ -53,41 +53,6 @@ from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
 
 logger = logging.getLogger(__name__)
-
-# KEYS: history stream, epoch key. ARGV: channel, body, maxlen, ttl ms, candidate
-# epoch, tag, publisher uid, check. A Stream that does not exist gets a new epoch,
-# even if an old epoch key survived it: its ids restart from nothing the client
-# has seen. With check = '1' (a retry, or an outbox flush after a failed attempt,
-# when Redis may have run the first attempt and only its reply was lost) the newest
-# entries are searched for the uid first: the event is never written twice.
-_PUBLISH_LUA = """
-if ARGV[8] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
-  local recent = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 64)
-  for _, entry in ipairs(recent) do
-    local fields = entry[2]
-    for i = 1, #fields, 2 do
-      if fields[i] == 'u' and fields[i + 1] == ARGV[7] then
-        return {redis.call('GET', KEYS[2]) or '', entry[1], 'dup'}
-      end
-    end
-  end
-end
-local epoch = redis.call('GET', KEYS[2])
-if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then
-  epoch = ARGV[5]
-  redis.call('SET', KEYS[2], epoch)
-end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[2], 'u', ARGV[7])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. id .. ' ' .. ARGV[6] .. ' ' .. ARGV[2])
-return {epoch, id}
-"""
-_PUBLISH_SHA = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
-
-#: Tag of a message published normally; an outbox flush tags its messages so that
-#: this process, whose listeners already had them, does not deliver them twice.
-_NO_TAG = "-"
 
 _SUBSCRIBE_BATCH = 2000
 
@@ -145,6 +110,12 @@ class RedisSseManager:
         self._uid_prefix = new_epoch()[:8] + ":"
         self._epoch_base = new_epoch()[:6]
         self._uid_seq = 0
+        self._publish_call = PublishCall(
+            self.stream_key,
+            self.epoch_key,
+            self.settings.SSE_HISTORY_LENGTH,
+            self.settings.SSE_HISTORY_TTL_SECONDS * 1000,
+        )
         self._skip_tags: set[str] = set()
         self._tag_seq = 0
         self._pipe: CommandPipe | None = None
@@ -255,7 +226,7 @@ class RedisSseManager:
             for attempt in range(2):
                 try:
                     epoch, event_id = await self._run_publish(
-                        channel, body, _NO_TAG, uid, check=attempt > 0
+                        channel, body, NO_TAG, uid, check=attempt > 0
                     )
                 except (RedisError, OSError) as exc:
                     self.last_error = repr(exc)
@@ -276,28 +247,17 @@ class RedisSseManager:
     async def _run_publish(
         self, channel: str, body: bytes, tag: str, uid: str, check: bool = False
     ) -> tuple[str, str]:
-        settings = self.settings
         pipe = self.pipe
-        args = (
-            2,
-            self.stream_key(channel),
-            self.epoch_key(channel),
-            channel,
-            body,
-            settings.SSE_HISTORY_LENGTH,
-            settings.SSE_HISTORY_TTL_SECONDS * 1000,
-            # The epoch a new Stream would get: unique per process and publish is
-            # enough (epochs only need to differ between generations of one channel).
-            f"{self._epoch_base}{self._uid_seq:x}"[:16],
-            tag,
-            uid,
-            "1" if check else "0",
-        )
+        # The epoch a new Stream would get: unique per process and publish is enough
+        # (epochs only need to differ between generations of one channel).
+        epoch = f"{self._epoch_base}{self._uid_seq:x}"[:16]
+        call = self._publish_call
         try:
-            result = await pipe.execute("EVALSHA", _PUBLISH_SHA, *args)
+            result = await pipe.execute_packed(call.packed(channel, body, epoch, tag, uid, check))
         except NoScriptError:
             # A Redis that restarted, or had its script cache flushed: EVAL loads it.
-            result = await pipe.execute("EVAL", _PUBLISH_LUA, *args)
+            args = call.args(channel, body, epoch, tag, uid, check)
+            result = await pipe.execute("EVAL", PUBLISH_LUA, *args)
         if len(result) > 2:  # already written by an earlier attempt: nothing published
             self._skip_tags.discard(tag)
         return result[0].decode(), result[1].decode()
