@@ -22,4 +22,4 @@ USER app
 EXPOSE 8000 8002
 
 # ai_chatbot by default; agent_workbench overrides the command.
-CMD ["uvicorn", "products.ai_chatbot.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "products.ai_chatbot.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--no-server-header"]

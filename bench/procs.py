@@ -50,13 +50,15 @@ INSTRUCTIONS_COUNTED = SYSCALLS_COUNTED
 #: The names in a :class:`CpuMeter` that are not the services under test.
 NOT_SERVICES = ("generator", "redis", "others")
 
-#: uvicorn as it would run in production: uvloop + httptools, no per-request access log.
+#: uvicorn as it would run in production: uvloop + httptools, no per-request access log,
+#: no ``Server`` header (as the Dockerfile runs it).
 UVICORN_ARGS = [
     "--loop",
     "uvloop",
     "--http",
     "httptools",
     "--no-access-log",
+    "--no-server-header",
     "--log-level",
     "warning",
     "--backlog",

@@ -37,6 +37,14 @@ class EventType(StrEnum):
     RESET = "reset"
 
 
+#: The members read on every publish and stream, as plain names: on Python 3.11 a
+#: member read as ``TargetKind.X`` takes the slow attribute path of a class whose
+#: metaclass has ``__getattr__`` (``EnumType``), some 600 instructions each.
+SESSION_KIND: Final = TargetKind.SESSION
+AGENT_KIND: Final = TargetKind.AGENT
+BROADCAST_KIND: Final = TargetKind.BROADCAST
+
+
 class InvalidTarget(ValueError):
     """A target or name outside ``^[A-Za-z0-9_-]{1,64}$``."""
 
@@ -58,11 +66,11 @@ class Target:
 
     @classmethod
     def session(cls, session_name: str) -> Target:
-        return _named_target(TargetKind.SESSION, session_name)
+        return _named_target(SESSION_KIND, session_name)
 
     @classmethod
     def agent(cls, agent_id: str) -> Target:
-        return _named_target(TargetKind.AGENT, agent_id)
+        return _named_target(AGENT_KIND, agent_id)
 
     @classmethod
     def broadcast(cls) -> Target:
@@ -91,7 +99,7 @@ class Target:
     def channel(self, prefix: str) -> str:
         """The Redis channel. ``{...}`` is a Redis Cluster hash tag: the channel, its
         history stream and its epoch key land on one shard."""
-        if self.kind is TargetKind.BROADCAST:
+        if self.kind is BROADCAST_KIND:
             return f"{prefix}broadcast"
         return f"{prefix}{self.kind}:{self.name}"
 

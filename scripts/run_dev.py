@@ -385,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         apps = (args.chatbot_app, args.workbench_app)
         for (name, _), app, port in zip(SERVICES, apps, ports, strict=True):
             cmd = [sys.executable, "-m", "uvicorn", app, "--host", args.host, "--port", str(port)]
+            # No ``Server: uvicorn`` on every response: it tells a prober what runs here,
+            # and uvicorn checks each header it sends with two regular expressions.
+            cmd.append("--no-server-header")
             services.append(spawn(name, cmd, child_env, None))
             urls.append(f"http://{display_host(args.host)}:{port}")
         wait_healthy(services, urls, sigs, args.startup_timeout)

@@ -29,7 +29,15 @@ from fastapi import Depends, HTTPException, Path, Request, Response, status
 from fastapi.security import APIKeyCookie, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
-from infrastructure.auth.tokens import InvalidToken, Principal, Role, token_ttl, verify_token
+from infrastructure.auth.tokens import (
+    AGENT_ROLE,
+    CUSTOMER_ROLE,
+    InvalidToken,
+    Principal,
+    Role,
+    token_ttl,
+    verify_token,
+)
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import NAME_PATTERN
 
@@ -179,7 +187,7 @@ def require_role(principal: Principal, *roles: Role) -> Principal:
 def require_session_access(principal: Principal, session_name: str) -> Principal:
     """A customer reaches only its own session; agents and services reach any. Call it before
     looking the session up, so that the answer never depends on whether it exists."""
-    if principal.role is Role.CUSTOMER and principal.subject != session_name:
+    if principal.role is CUSTOMER_ROLE and principal.subject != session_name:
         raise forbidden()
     return principal
 
@@ -187,7 +195,7 @@ def require_session_access(principal: Principal, session_name: str) -> Principal
 def require_agent_identity(principal: Principal, agent_id: str) -> Principal:
     """Only the agent itself acts as ``agent_id`` (takeover, release, its messages, its
     stream)."""
-    if principal.role is not Role.AGENT or principal.subject != agent_id:
+    if principal.role is not AGENT_ROLE or principal.subject != agent_id:
         raise forbidden()
     return principal
 

@@ -21,7 +21,6 @@ import argparse
 import secrets
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -60,6 +59,12 @@ class Role(StrEnum):
 
 
 _ROLE_VALUES: Final = frozenset(r.value for r in Role)
+
+#: The roles as plain names, for checks made on every request: on Python 3.11
+#: ``Role.X`` takes the slow attribute path of ``EnumType`` (see events.SESSION_KIND).
+CUSTOMER_ROLE: Final = Role.CUSTOMER
+AGENT_ROLE: Final = Role.AGENT
+SERVICE_ROLE: Final = Role.SERVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,29 +125,28 @@ def issue_token(settings: Settings, role: Role | str, subject: str, ttl: int | N
 class _VerifiedTokens:
     """Tokens already verified, until they expire: a stream's client and a publishing
     back-end present the same token again and again, and the HMAC check and JSON
-    decoding showed in the publish path's profile. Keyed by secret and token, so a
-    new AUTH_SECRET verifies afresh; bounded (least recently used goes first)."""
+    decoding showed in the publish path's profile. Each is kept with the secret it
+    was verified under, so a new AUTH_SECRET verifies afresh. Bounded: past
+    ``maxsize`` the oldest goes first (a token still in use is then verified once
+    more; a plain dict and no reordering per hit, on every request's path)."""
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self._maxsize = maxsize
-        self._entries: OrderedDict[tuple[str, str], tuple[Principal, float]] = OrderedDict()
+        self._entries: dict[str, tuple[str, Principal, float]] = {}
 
     def get(self, secret: str, token: str) -> Principal | None:
-        key = (secret, token)
-        entry = self._entries.get(key)
-        if entry is None:
+        entry = self._entries.get(token)
+        if entry is None or entry[0] != secret:
             return None
-        principal, expires_at = entry
-        if time.time() > expires_at + CLOCK_LEEWAY_SECONDS:
-            del self._entries[key]
+        if time.time() > entry[2] + CLOCK_LEEWAY_SECONDS:
+            del self._entries[token]
             raise InvalidToken("token expired")
-        self._entries.move_to_end(key)
-        return principal
+        return entry[1]
 
     def put(self, secret: str, token: str, principal: Principal, expires_at: float) -> None:
-        self._entries[(secret, token)] = (principal, expires_at)
+        self._entries[token] = (secret, principal, expires_at)
         if len(self._entries) > self._maxsize:
-            self._entries.popitem(last=False)
+            del self._entries[next(iter(self._entries))]
 
 
 _verified = _VerifiedTokens()

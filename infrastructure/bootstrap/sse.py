@@ -108,16 +108,13 @@ class SseBus:
         source: str | None = None,
     ) -> Event:
         envelope = build_envelope(event_type, dict(payload), source or self.settings.SERVICE_NAME)
-        return await self.publish_body(self.channel(target), dumps(envelope), envelope["type"])
-
-    async def publish_body(self, channel: str, body: bytes, event_type: str) -> Event:
-        """Publish an envelope already encoded (``body``) whose type is ``event_type``
-        (counted as given: the body is not parsed again)."""
+        channel, body = self.channel(target), dumps(envelope)
         if self.manager is not None:
             event = await self.manager.publish(channel, body)
         else:
             event = self._publish_to_memory(channel, body)
-        self.stats.count_published(event_type)
+        # The type as given: the body is not parsed again to count it.
+        self.stats.count_published(envelope["type"])
         return event
 
     def _publish_to_memory(self, channel: str, body: bytes) -> Event:

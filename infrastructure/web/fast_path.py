@@ -65,7 +65,7 @@ class NotFast(Exception):
 class FastRequest:
     """What a fast handler reads of a request: small, lazy, no framework objects."""
 
-    __slots__ = ("_body", "_query", "_values", "app", "params", "receive", "scope")
+    __slots__ = ("_body", "_headers", "_query", "_values", "app", "params", "receive", "scope")
 
     def __init__(
         self, app: ServiceApp, scope: Scope, receive: Receive, params: dict[str, str]
@@ -75,6 +75,7 @@ class FastRequest:
         self.scope = scope
         self.receive = receive
         self.params = params
+        self._headers: dict[bytes, bytes] | None = None
         self._query: dict[str, str] | None = None
         self._body: bytes | None = None
 
@@ -103,10 +104,12 @@ class FastRequest:
 
     def header(self, name: bytes) -> str | None:
         """The first value of a header (``name`` in lower case, as ASGI gives them)."""
-        for key, value in self.scope["headers"]:
-            if key == name:
-                return str(value.decode("latin-1"))
-        return None
+        if self._headers is None:
+            # One pass for all the lookups of a request (a publish makes three);
+            # reversed, so that the first of repeated headers wins, as in Starlette.
+            self._headers = dict(reversed(self.scope["headers"]))
+        value = self._headers.get(name)
+        return None if value is None else str(value.decode("latin-1"))
 
     def query(self, name: str) -> str | None:
         if self._query is None:

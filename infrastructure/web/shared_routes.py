@@ -20,9 +20,9 @@ from infrastructure.auth.dependencies import (
     require_role,
 )
 from infrastructure.auth.limits import JSONTooDeep, StreamSlotsDep, check_json_depth
-from infrastructure.auth.tokens import Principal, Role
+from infrastructure.auth.tokens import SERVICE_ROLE, Principal
 from infrastructure.config import Settings
-from infrastructure.events import NAME_PATTERN, Target, TargetKind
+from infrastructure.events import AGENT_KIND, NAME_PATTERN, SESSION_KIND, Target
 from infrastructure.metrics import render
 from infrastructure.web.deps import Bus, LastEventId, SessionStore
 from infrastructure.web.errors import unprocessable
@@ -143,7 +143,7 @@ async def publish_event(
 
 
 def _target(kind: str, name: str) -> Target:
-    return Target.session(name) if kind == TargetKind.SESSION else Target.agent(name)
+    return Target.session(name) if kind == SESSION_KIND else Target.agent(name)
 
 
 async def _publish(
@@ -157,7 +157,7 @@ async def _publish(
     """The use case of both publish paths; the answer has ``EventAccepted``'s fields.
     A plain dict: the routes' ``response_model`` validates it, and the fast path writes
     it as it is (building and dumping the model cost a publish 3 % of its instructions)."""
-    require_role(caller, Role.SERVICE)
+    require_role(caller, SERVICE_ROLE)
     _check_payload(settings, payload)
     event = await bus.publish(target, event_type, payload, caller.subject)
     return {"id": event.token if event.id else "", "channel": event.channel}
@@ -166,7 +166,7 @@ async def _publish(
 async def _fast_publish(request: FastRequest) -> ASGIApp:
     """``POST /api/events/{kind}/{target}`` when all is well (see fast_path)."""
     kind = request.params["kind"]
-    if kind not in (TargetKind.SESSION, TargetKind.AGENT):
+    if kind != SESSION_KIND and kind != AGENT_KIND:
         raise NotFast
     event_type = request.query("type")
     if event_type is None:

@@ -272,3 +272,45 @@ def test_a_cached_verification_does_not_survive_a_new_secret() -> None:
     rotated = make_settings(AUTH_SECRET=OTHER_SECRET)
     with pytest.raises(InvalidToken):
         verify_token(rotated, token)
+
+
+# --- the cache of verified tokens ---
+
+
+def test_a_verified_token_is_answered_from_the_cache(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = issue_token(settings, Role.SERVICE, "svc")
+    first = verify_token(settings, token)
+
+    def no_decoding(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(tokens_module._JWT, "decode", no_decoding)
+    assert verify_token(settings, token) is first
+
+
+def test_a_cached_token_still_expires(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = issue_token(settings, Role.AGENT, "a1", ttl=60)
+    verify_token(settings, token)
+    later = time.time() + 60 + tokens_module.CLOCK_LEEWAY_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(InvalidToken, match="expired"):
+        verify_token(settings, token)
+
+
+def test_a_cached_token_is_not_valid_under_another_secret(settings: Settings) -> None:
+    token = issue_token(settings, Role.AGENT, "a1")
+    verify_token(settings, token)
+    with pytest.raises(InvalidToken):
+        verify_token(make_settings(AUTH_SECRET=OTHER_SECRET), token)
+    assert verify_token(settings, token).subject == "a1"
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = tokens_module._VerifiedTokens(maxsize=3)
+    principal = Principal(role=Role.AGENT, subject="a1", token_id="j")
+    far = time.time() + 3600
+    for n in range(5):
+        cache.put(SECRET, f"t{n}", principal, far)
+    assert [cache.get(SECRET, f"t{n}") for n in range(5)] == [None, None, *[principal] * 3]

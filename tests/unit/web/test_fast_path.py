@@ -15,10 +15,11 @@ from urllib.parse import parse_qsl
 import httpx
 import orjson
 import pytest
+from starlette.datastructures import Headers
 
 from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
-from infrastructure.web.fast_path import FastRoute, ServiceApp, query_pairs
+from infrastructure.web.fast_path import FastRequest, FastRoute, ServiceApp, query_pairs
 from products.agent_workbench.app import create_app as create_workbench
 from products.ai_chatbot.app import create_app as create_chatbot
 from tests.support.auth import make_settings
@@ -227,3 +228,22 @@ def test_fast_routes_match_names_only() -> None:
 )
 def test_query_pairs_are_parse_qsl_s(query: str) -> None:
     assert query_pairs(query) == parse_qsl(query, keep_blank_values=True)
+
+
+def test_a_header_is_its_first_value_as_starlette_reads_it() -> None:
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"authorization", b"Bearer first"),
+        (b"x-caf\xe9", b"caf\xe9"),
+        (b"authorization", b"Bearer second"),
+    ]
+    scope: dict[str, Any] = {"type": "http", "headers": headers}
+
+    async def receive() -> Any:
+        raise AssertionError
+
+    request = FastRequest(ServiceApp(), scope, receive, {})
+    starlette_headers = Headers(scope=scope)
+    for name in ("authorization", "host", "x-caf\xe9", "cookie"):
+        assert request.header(name.encode("latin-1")) == starlette_headers.get(name), name
+    assert request.header(b"authorization") == "Bearer first"
