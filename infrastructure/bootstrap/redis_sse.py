@@ -479,7 +479,7 @@ class RedisSseManager:
         if waits and self.connected:
             # Bounded: if Redis goes away meanwhile, the listener stays attached and
             # is caught up from history on reconnect.
-            await asyncio.wait(waits, timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS)
+            await _wait_done(waits, self.settings.REDIS_SOCKET_TIMEOUT_SECONDS)
 
     def _schedule_flush(self) -> None:
         if self._flush_scheduled or not self.connected:
@@ -692,7 +692,7 @@ class RedisSseManager:
             if ch not in self._baseline and ch not in self._last_seen
         ]
         if waits and self.connected:
-            await asyncio.wait(waits, timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS)
+            await _wait_done(waits, self.settings.REDIS_SOCKET_TIMEOUT_SECONDS)
 
     async def _read_positions(self) -> None:
         # Loop: channels wanted while a read is in flight are read next round (their
@@ -759,6 +759,39 @@ class RedisSseManager:
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pubsub.aclose(), timeout=1.0)  # type: ignore[no-untyped-call]
+
+
+async def _wait_done(futures: Sequence[asyncio.Future[None]], seconds: float) -> None:
+    """Until every future is done, or ``seconds`` have passed; none is cancelled
+    (others may be waiting on the same one). ``asyncio.wait`` does the same with a
+    task-like coroutine and sets: 36,000 instructions a wait against 20,000 here, and
+    a stream open makes two."""
+    pending = [future for future in futures if not future.done()]
+    if not pending:
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    remaining = len(pending)
+
+    def one_done(_: object) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    def expire() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for future in pending:
+        future.add_done_callback(one_done)
+    timer = loop.call_later(seconds, expire)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        for future in pending:
+            future.remove_done_callback(one_done)
 
 
 #: How long ``stop_task`` gives a cancelled task before cancelling it again.

@@ -1,0 +1,42 @@
+"""The manager's bounded wait on shared futures: ends when all are done or at the
+deadline, and never cancels them (other opens may be waiting on the same ones)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from infrastructure.bootstrap.redis_sse import _wait_done
+
+
+async def test_it_ends_when_every_future_is_done() -> None:
+    loop = asyncio.get_running_loop()
+    first, second = loop.create_future(), loop.create_future()
+    waiting = asyncio.create_task(_wait_done([first, second], 60))
+    first.set_result(None)
+    await asyncio.sleep(0)  # one loop turn: the wait must still be on
+    assert not waiting.done()
+    second.set_result(None)
+    await asyncio.wait_for(waiting, 5)
+
+
+async def test_it_ends_at_the_deadline_and_cancels_nothing() -> None:
+    shared: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    await asyncio.wait_for(_wait_done([shared], 0.01), 5)
+    assert not shared.done()
+
+
+async def test_a_cancelled_wait_leaves_the_futures_alone() -> None:
+    shared: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiting = asyncio.create_task(_wait_done([shared], 60))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert waiting.cancelled()
+    assert not shared.done()
+
+
+async def test_nothing_pending_returns_at_once() -> None:
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    await _wait_done([done], 60)
+    await _wait_done([], 60)
