@@ -24,6 +24,10 @@ import orjson
 
 logger = logging.getLogger(__name__)
 
+#: How an envelope built by ``build_envelope`` starts: its type comes first.
+_TYPE_PREFIX: Final = b'{"type":"'
+_TYPE_AT: Final = len(_TYPE_PREFIX)
+
 #: The position of a channel no event has been seen on: before everything.
 ORIGIN_EPOCH: Final = "0"
 ORIGIN_ID: Final = "0-0"
@@ -77,12 +81,12 @@ class Event:
         """The envelope's ``type``, read without decoding the JSON: the envelope is
         built with ``type`` first (``build_envelope``); anything else is decoded."""
         if self._type is None:
-            prefix = b'{"type":"'
-            end = self.body.find(b'"', len(prefix))
-            if self.body.startswith(prefix) and end > 0:
-                self._type = self.body[len(prefix) : end].decode()
+            body = self.body
+            end = body.find(b'"', _TYPE_AT) if body.startswith(_TYPE_PREFIX) else -1
+            if end > 0:
+                self._type = body[_TYPE_AT:end].decode()
             else:
-                self._type = str(orjson.loads(self.body).get("type", ""))
+                self._type = str(orjson.loads(body).get("type", ""))
         return self._type
 
     @property
@@ -109,7 +113,18 @@ class Event:
     def frame(self) -> bytes:
         """The whole SSE event for a single-channel listener."""
         if self._frame is None:
-            if self.id:
+            if self.id and not self.id_only:
+                # The id line and the data line in one formatting (``token``, then
+                # ``data``): every event builds this once, on the delivery path.
+                epoch, event_id = self.epoch.encode(), self.id.encode()
+                self._frame = b'id: %b.%b\ndata: {"id":"%b","epoch":"%b",%b\n\n' % (
+                    epoch,
+                    event_id,
+                    event_id,
+                    epoch,
+                    self.body[1:],
+                )
+            elif self.id:
                 self._frame = b"id: " + self.token.encode() + b"\n" + self.data
             else:
                 # Not yet in history (published during a Redis outage): no id, so
