@@ -28,6 +28,12 @@ logger = logging.getLogger(__name__)
 _TYPE_PREFIX: Final = b'{"type":"'
 _TYPE_AT: Final = len(_TYPE_PREFIX)
 
+#: The envelope with its position: the id spliced in front of the body's first key, no
+#: decode, no re-encode (``Event.envelope_json``); and the whole SSE event around it
+#: (``Event.frame``: ``id: <epoch>.<id>``, then ``data: <envelope>``).
+_ENVELOPE_JSON: Final = b'{"id":"%b","epoch":"%b",%b'
+_FRAME: Final = b"id: %b.%b\ndata: " + _ENVELOPE_JSON + b"\n\n"
+
 #: The position of a channel no event has been seen on: before everything.
 ORIGIN_EPOCH: Final = "0"
 ORIGIN_ID: Final = "0-0"
@@ -96,12 +102,7 @@ class Event:
 
     @property
     def envelope_json(self) -> bytes:
-        # Splice the id in front of the body's first key: no decode, no re-encode.
-        return b'{"id":"%s","epoch":"%s",%s' % (
-            self.id.encode(),
-            self.epoch.encode(),
-            self.body[1:],
-        )
+        return _ENVELOPE_JSON % (self.id.encode(), self.epoch.encode(), self.body[1:])
 
     @property
     def data(self) -> bytes:
@@ -117,13 +118,7 @@ class Event:
                 # The id line and the data line in one formatting (``token``, then
                 # ``data``): every event builds this once, on the delivery path.
                 epoch, event_id = self.epoch.encode(), self.id.encode()
-                self._frame = b'id: %b.%b\ndata: {"id":"%b","epoch":"%b",%b\n\n' % (
-                    epoch,
-                    event_id,
-                    event_id,
-                    epoch,
-                    self.body[1:],
-                )
+                self._frame = _FRAME % (epoch, event_id, event_id, epoch, self.body[1:])
             elif self.id:
                 self._frame = b"id: " + self.token.encode() + b"\n" + self.data
             else:

@@ -506,16 +506,10 @@ class RedisSseManager:
             return
         commands: list[tuple[str, ...]] = []
         while self._to_unsubscribe:
-            channels = list(self._to_unsubscribe)[:_SUBSCRIBE_BATCH]
-            for ch in channels:
-                del self._to_unsubscribe[ch]
-                self._sent[ch] = self._sent.get(ch, 0) + 1
-            commands.append(("UNSUBSCRIBE", *channels))
+            commands.append(("UNSUBSCRIBE", *self._take_batch(self._to_unsubscribe)))
         while self._to_subscribe:
-            channels = list(self._to_subscribe)[:_SUBSCRIBE_BATCH]
+            channels = self._take_batch(self._to_subscribe)
             for ch in channels:
-                del self._to_subscribe[ch]
-                self._sent[ch] = self._sent.get(ch, 0) + 1
                 entry = self._ready.get(ch)
                 if entry is not None:
                     self._ready[ch] = (self._sent[ch], entry[1])
@@ -524,6 +518,14 @@ class RedisSseManager:
             write_commands(connection, commands)
         except (RedisError, RuntimeError, OSError) as exc:  # the reader resubscribes
             self.last_error = repr(exc)
+
+    def _take_batch(self, pending: dict[str, None]) -> list[str]:
+        """Up to ``_SUBSCRIBE_BATCH`` channels out of ``pending``, each counted as sent."""
+        channels = list(pending)[:_SUBSCRIBE_BATCH]
+        for ch in channels:
+            del pending[ch]
+            self._sent[ch] = self._sent.get(ch, 0) + 1
+        return channels
 
     # --- the subscriber loop ---
 
