@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from infrastructure.bootstrap.redis_sse import _wait_done
 
 
@@ -35,8 +37,13 @@ async def test_a_cancelled_wait_leaves_the_futures_alone() -> None:
     assert not shared.done()
 
 
-async def test_nothing_pending_returns_at_once() -> None:
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    done.set_result(None)
-    await _wait_done([done], 60)
-    await _wait_done([], 60)
+@pytest.mark.parametrize("already_done", [0, 1, 2])
+async def test_nothing_pending_returns_at_once(already_done: int) -> None:
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Future[None]] = [loop.create_future() for _ in range(already_done)]
+    for future in futures:
+        future.set_result(None)
+    step = _wait_done(futures, 60)
+    # Finished at its first step: it never suspended, nor set a timer.
+    with pytest.raises(StopIteration):
+        step.send(None)
