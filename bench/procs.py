@@ -30,19 +30,23 @@ CHATBOT_APP = "products.ai_chatbot.main:app"
 WORKBENCH_APP = "products.agent_workbench.main:app"
 NAIVE_APP = "bench.baselines.naive:app"
 HUB_APP = "bench.baselines.hub:app"
+BROADCASTER_APP = "bench.baselines.broadcast:app"
+#: The Python targets other than the product: one uvicorn process each.
+PYTHON_PEERS = {"naive": NAIVE_APP, "hub": HUB_APP, "broadcaster": BROADCASTER_APP}
 
 #: What ``--targets`` accepts: the product, the baseline every ratio is against, and peers.
 TARGETS = {
     "product": "this project (one uvicorn worker per service unless --workers)",
     "naive": "the spec's design written plainly: one Redis PubSub per SSE request",
     "hub": "bare ASGI hub, no Redis, no framework: the Python ceiling",
+    "broadcaster": "encode/broadcaster: one Redis PubSub per process, a queue per subscriber",
     "nchan": "nginx + nchan with Redis (C)",
     "nchan-memory": "nginx + nchan in memory, no Redis (C)",
 }
 
 #: Targets whose socket I/O is counted by /proc/<pid>/io (read/write/writev, as libuv
 #: does it). nginx uses recv/send, which that count leaves out: no figure for it.
-SYSCALLS_COUNTED = ("product", "naive", "hub")
+SYSCALLS_COUNTED = ("product", *PYTHON_PEERS)
 
 #: The targets ``--instructions`` can count: Python services, one process each.
 INSTRUCTIONS_COUNTED = SYSCALLS_COUNTED
@@ -252,8 +256,8 @@ class Stack:
                 self.services["chatbot"] = self._python_service(CHATBOT_APP, args)
                 if workbench:
                     self.services["workbench"] = self._python_service(WORKBENCH_APP, args)
-            elif self.target in ("naive", "hub"):
-                app = NAIVE_APP if self.target == "naive" else HUB_APP
+            elif self.target in PYTHON_PEERS:
+                app = PYTHON_PEERS[self.target]
                 self.services[self.target] = self._python_service(app, UVICORN_ARGS)
             else:
                 from bench.baselines import nchan
