@@ -60,7 +60,8 @@ async def session_events(session_name: str) -> StreamingResponse:
     async def event_stream() -> AsyncIterator[str]:
         async with broadcast.subscribe(f"{PREFIX}session:{session_name}") as subscriber:
             yield ": connected\n\n"  # once subscribed: the generator's "connected"
-            async for event in subscriber:  # type: ignore[attr-defined]
+            while True:  # what ``async for event in subscriber`` does (typed as it is not)
+                event = await subscriber.get()
                 yield f"data: {event.message}\n\n"
 
     return StreamingResponse(event_stream(), media_type="text/event-stream")
