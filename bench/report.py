@@ -188,7 +188,14 @@ def plot(run: dict[str, Any], path: Path) -> None:
     import numpy as np
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    styles = {"product": "-", "naive": "--", "hub": ":", "nchan": "-.", "nchan-memory": "-."}
+    styles = {
+        "product": "-",
+        "naive": "--",
+        "hub": ":",
+        "broadcaster": "--",
+        "nchan": "-.",
+        "nchan-memory": "-.",
+    }
     colors = {"a": "C0", "b": "C1", "c": "C2", "d": "C3", "e": "C4"}
     for target, scenarios in run["results"].items():
         for scen, r in scenarios.items():
