@@ -187,67 +187,70 @@ def plot(run: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    styles = {
-        "product": "-",
-        "naive": "--",
-        "hub": ":",
-        "broadcaster": "--",
-        "nchan": "-.",
-        "nchan-memory": "-.",
-    }
-    colors = {"a": "C0", "b": "C1", "c": "C2", "d": "C3", "e": "C4"}
-    for target, scenarios in run["results"].items():
-        for scen, r in scenarios.items():
-            cdf = r.get("latency_cdf")
-            if not cdf:
-                continue
-            ys = np.linspace(0, 100, len(cdf))
-            ax1.plot(
-                np.maximum(cdf, 1e-3),
-                ys,
-                styles.get(target, ":"),
-                color=colors.get(scen),
-                label=f"{target} ({scen})",
-            )
-    ax1.set_xscale("log")
-    ax1.set_xlabel("latency, send -> receive (ms, log)")
-    ax1.set_ylabel("percentile")
-    ax1.set_title("latency distribution (CDF)")
-    ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=8)
+    # One latency panel per scenario (their scales differ by 100x) and the rate panel;
+    # a target keeps its color everywhere, so six targets stay readable.
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    targets = list(run["results"])
+    color = {t: f"C{i}" for i, t in enumerate(targets)}
+    width = {t: 2.2 if t == "product" else 1.2 for t in targets}
+    for ax, scen in zip(axes.flat, ("a", "b", "c", "d", "e"), strict=False):
+        for target in targets:
+            cdf = run["results"][target].get(scen, {}).get("latency_cdf")
+            if cdf:
+                ax.plot(
+                    np.maximum(cdf, 1e-3),
+                    np.linspace(0, 100, len(cdf)),
+                    color=color[target],
+                    linewidth=width[target],
+                    label=target,
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("latency, send -> receive (ms, log)")
+        ax.set_ylabel("percentile")
+        ax.set_title(f"({scen}) latency distribution")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    rate = axes.flat[5]
     top = 1.0
-    for target, scenarios in run["results"].items():
+    for target in targets:
+        scenarios = run["results"][target]
         steps = scenarios.get("d", {}).get("steps") or []
         if steps:
             offered = [s["offered_events_per_s"] for s in steps]
             delivered = [s["delivered_events_per_s"] for s in steps]
             top = max(top, *offered, *delivered)
-            ax2.plot(offered, delivered, "o" + styles.get(target, ":"), label=f"{target} (d ramp)")
+            rate.plot(
+                offered,
+                delivered,
+                "o-",
+                color=color[target],
+                linewidth=width[target],
+                label=f"{target} (d ramp)",
+            )
             for s in steps:
                 if not s["ok"]:
-                    ax2.annotate(
+                    rate.annotate(
                         "p99>100ms or loss",
                         (s["offered_events_per_s"], s["delivered_events_per_s"]),
                         fontsize=7,
                     )
-        for scen in ("a", "b", "e"):
+        for scen, marker in (("a", "s"), ("b", "^"), ("e", "D")):
             r = scenarios.get(scen, {})
             if r.get("offered_events_per_s") and r.get("delivered_events_per_s"):
-                ax2.plot(
+                rate.plot(
                     [r["offered_events_per_s"]],
                     [r["delivered_events_per_s"]],
-                    "s",
-                    color=colors[scen],
+                    marker,
+                    color=color[target],
                     label=f"{target} ({scen})",
-                    fillstyle="full" if target == "product" else "none",
                 )
-    ax2.plot([0, top], [0, top], ":", color="grey", label="delivered = offered")
-    ax2.set_xlabel("offered events/s")
-    ax2.set_ylabel("delivered events/s")
-    ax2.set_title("delivered vs offered")
-    ax2.grid(True, alpha=0.3)
-    ax2.legend(fontsize=8)
+    rate.plot([0, top], [0, top], ":", color="grey", label="delivered = offered")
+    rate.set_xlabel("offered events/s")
+    rate.set_ylabel("delivered events/s")
+    rate.set_title("delivered vs offered")
+    rate.grid(True, alpha=0.3)
+    rate.legend(fontsize=7, ncol=2)
     fig.suptitle(f"SSE bus benchmark {run['time']} (git {run['git']})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
