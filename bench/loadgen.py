@@ -57,6 +57,9 @@ class Subscriber(asyncio.Protocol):
         self.status = 0
         self.headers_done = False
         self.chunked = False
+        #: Set once the head is read, when the body is chunked: reads that hold exactly
+        #: one whole chunk take the short way in :meth:`data_received`.
+        self.whole_chunks = False
         self.raw = bytearray()
         self.body = bytearray()
         self.chunk_left = 0
@@ -83,6 +86,20 @@ class Subscriber(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time_ns()
+        if self.whole_chunks and not (self.raw or self.body or self.chunk_left or self.crlf_left):
+            # The usual read at speed: one whole chunk of whole events, nothing pending.
+            # Taken without copying through the buffers (it halves the generator's cost
+            # per event, which shares the machine with the server it measures).
+            eol = data.find(b"\r\n")
+            end = len(data) - 2
+            if 0 < eol < 9 and data.endswith(b"\r\n", end):
+                try:
+                    size = int(data[:eol], 16)
+                except ValueError:
+                    size = -1
+                if size > 0 and size == end - eol - 2 and data.endswith(b"\n\n", 0, end):
+                    self._record(data, eol + 2, end - 2, now)
+                    return
         if not self.headers_done:
             self.raw += data
             end = self.raw.find(b"\r\n\r\n")
@@ -104,6 +121,7 @@ class Subscriber(asyncio.Protocol):
                 if self.transport is not None:
                     self.transport.close()
                 return
+            self.whole_chunks = self.chunked
             if not rest:
                 return
             data = rest
@@ -115,30 +133,35 @@ class Subscriber(asyncio.Protocol):
         end = body.rfind(b"\n\n")
         if end < 0:
             return
+        self._record(body, 0, end, now)
+        del body[: end + 2]
+
+    def _record(self, body: bytes | bytearray, start: int, end: int, now: int) -> None:
+        """Count the events of ``body[start:end]`` (whole SSE frames), received at ``now``."""
         if not self.connected.done():
             self.connected.set_result(time.monotonic())
         sink = self.sink
-        if sink.recording:
-            lat = sink.latency_ms
-            seen = self.seen
-            count = 0
-            for m in self.pattern.finditer(body, 0, end):
-                n = int(m[2])
-                count += 1
-                lat.append((now - int(m[1])) * 1e-6)
-                if n >= len(seen):
-                    seen.extend(bytes(n - len(seen) + 4096))
-                if seen[n]:
-                    self.dups += 1
-                else:
-                    seen[n] = 1
-                    self.distinct += 1
-                if n < self.max_n:
-                    self.out_of_order += 1
-                else:
-                    self.max_n = n
-            sink.delivered += count
-        del body[: end + 2]
+        if not sink.recording:
+            return
+        lat = sink.latency_ms
+        seen = self.seen
+        count = 0
+        for sent, number in self.pattern.findall(body, start, end):
+            n = int(number)
+            count += 1
+            lat.append((now - int(sent)) * 1e-6)
+            if n >= len(seen):
+                seen.extend(bytes(n - len(seen) + 4096))
+            if seen[n]:
+                self.dups += 1
+            else:
+                seen[n] = 1
+                self.distinct += 1
+            if n < self.max_n:
+                self.out_of_order += 1
+            else:
+                self.max_n = n
+        sink.delivered += count
 
     def _dechunk(self, data: bytes) -> None:
         buf = self.raw
