@@ -74,7 +74,7 @@ class Target:
 
     @classmethod
     def broadcast(cls) -> Target:
-        return cls(TargetKind.BROADCAST)
+        return cls(BROADCAST_KIND)
 
     @classmethod
     def parse(cls, target: str | Target) -> Target:
@@ -83,14 +83,14 @@ class Target:
         convention (``enqueue_sse_message(session_name, ...)``)."""
         if isinstance(target, Target):
             return target
-        if target == TargetKind.BROADCAST:
+        if target == BROADCAST_KIND:
             return cls.broadcast()
         kind, sep, name = target.partition(":")
         if not sep:
             return cls.session(target)
-        if kind == TargetKind.SESSION:
+        if kind == SESSION_KIND:
             return cls.session(name)
-        if kind == TargetKind.AGENT:
+        if kind == AGENT_KIND:
             return cls.agent(name)
         raise InvalidTarget(
             f"invalid target {target!r}: use a session name, 'agent:<id>' or 'broadcast'"
@@ -104,7 +104,7 @@ class Target:
         return f"{prefix}{self.kind}:{self.name}"
 
     def __str__(self) -> str:
-        return str(self.kind) if self.kind is TargetKind.BROADCAST else f"{self.kind}:{self.name}"
+        return str(self.kind) if self.kind is BROADCAST_KIND else f"{self.kind}:{self.name}"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -60,10 +60,7 @@ class CommandPipe:
 
     async def execute(self, *args: Any) -> Any:
         """Send one command; its reply (an error reply is raised as :class:`ResponseError`)."""
-        conn = self._conn if self._conn is not None else await self._connect()
-        future = asyncio.get_running_loop().create_future()
-        self._write(conn, hiredis.pack_command(args), (future,))
-        return await future
+        return await self.execute_packed(hiredis.pack_command(args))
 
     async def execute_packed(self, command: bytes) -> Any:
         """:meth:`execute` for a command already packed (``hiredis.pack_command``'s form)."""
