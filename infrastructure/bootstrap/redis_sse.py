@@ -4,19 +4,21 @@
   history Stream (``XADD MAXLEN ~``), gives the Stream an epoch if it is new, and
   ``PUBLISH``-es it: no event is published without its history entry, and every
   event's id is its Stream id.
-* One PubSub connection carries every channel any listener of this process
-  follows (:class:`~infrastructure.bootstrap.fanout.LocalHub` fans out). The
-  first listener of a channel subscribes it, the last unsubscribes; commands are
-  batched, and a joiner waits until Redis has *acknowledged* the SUBSCRIBE, so an
-  event published after ``attach`` returns is never missed.
+* One connection carries every channel any listener of this process follows
+  (:class:`~infrastructure.bootstrap.fanout.LocalHub` fans out), and the
+  process's publishes: the command pipe's (:mod:`~infrastructure.bootstrap.redis_pipe`),
+  RESP3, so a subscribed connection still runs commands. The first listener of a
+  channel subscribes it, the last unsubscribes; commands are batched, and a
+  joiner waits until Redis has *acknowledged* the SUBSCRIBE, so an event
+  published after ``attach`` returns is never missed.
 * When the connection drops it reconnects with backoff, resubscribes every
   channel, catches each channel up from its Stream (what was published while it
   was away) and then writes the outbox: events published here while Redis was
   unreachable, which local listeners already received.
 
-redis-py's PubSub is used only as a connection holder: its retry layer would
-reconnect silently and resubscribe only what it tracked itself, so retries are
-off and this module owns reconnection.
+redis-py's PubSub is not used: its retry layer would reconnect silently and
+resubscribe only what it tracked itself. This module owns resubscription; the
+pipe owns the connection (redis-py makes it: URL, AUTH, TLS).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from infrastructure.bootstrap.fanout import (
@@ -47,8 +49,8 @@ from infrastructure.bootstrap.fanout import (
 from infrastructure.bootstrap.history import Replay, judge_replay, new_epoch
 from infrastructure.bootstrap.publish_script import NO_TAG, PUBLISH_LUA, PublishCall
 from infrastructure.bootstrap.redis_client import connection_name, make_redis_client
-from infrastructure.bootstrap.redis_pipe import CommandPipe
-from infrastructure.bootstrap.redis_wire import ReplyStream, write_commands
+from infrastructure.bootstrap.redis_pipe import CommandPipe, Link
+from infrastructure.bootstrap.redis_wire import pack_commands
 from infrastructure.config import Settings, get_settings
 from infrastructure.events import EventType, build_envelope, dumps
 
@@ -81,7 +83,15 @@ class RedisSseManager:
         self.hub.on_first = self._on_first_listener
         self.hub.on_last = self._on_last_listener
         self._redis: aioredis.Redis | None = None
-        self._pubsub: PubSub | None = None
+        #: The pipe's connection this process is subscribed on (None while down).
+        self._link: Link | None = None
+        #: While (re)subscribing: the messages that came meanwhile, delivered after
+        #: the catch-up from history (None once the subscriber is up).
+        self._early: list[Any] | None = None
+        #: While (re)subscribing: the channels whose SUBSCRIBE is not yet confirmed,
+        #: and what is set once none is left.
+        self._unconfirmed: set[str] = set()
+        self._confirmed: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         #: Set while the subscriber is down (the reader has seen the connection end).
@@ -132,15 +142,17 @@ class RedisSseManager:
         not: the manager keeps trying in the background and serves local listeners
         meanwhile (the outage mode)."""
         if self._redis is None:
-            # The subscriber and the reads of history; the session store shares it.
+            # The reads of history; the session store shares it.
             self._redis = make_redis_client(self.settings, "commands")
-            # Publishes, the hot path, share one pipelined connection of their own;
-            # redis-py retries nothing there: this manager decides (outbox, uid check).
+            # The subscriptions and the publishes, the hot path: one pipelined
+            # connection; redis-py retries nothing there: this manager decides
+            # (outbox, uid check).
             self._pipe = CommandPipe(
                 self.settings.REDIS_URL,
                 self.settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-                connection_name(self.settings, "publish"),
+                connection_name(self.settings, "bus"),
             )
+            self._pipe.on_push = self._on_push
         if self._reader is None:
             self._reader = asyncio.create_task(self._run(), name="redis-sse-subscriber")
         with contextlib.suppress(TimeoutError):
@@ -190,7 +202,7 @@ class RedisSseManager:
             if task is not None:
                 await stop_task(task)
         self._reader = self._position_reader = self._outbox_retry = None
-        await self._drop_pubsub()
+        self._drop_link()
         if self._pipe is not None:
             await self._pipe.close()
             self._pipe = None
@@ -500,9 +512,8 @@ class RedisSseManager:
         subscribes every channel again on the next connection.
         """
         self._flush_scheduled = False
-        pubsub = self._pubsub
-        connection = pubsub.connection if pubsub is not None else None
-        if connection is None or not self.connected:
+        link = self._link
+        if link is None or not self.connected:
             return
         commands: list[tuple[str, ...]] = []
         while self._to_unsubscribe:
@@ -515,7 +526,7 @@ class RedisSseManager:
                     self._ready[ch] = (self._sent[ch], entry[1])
             commands.append(("SUBSCRIBE", *channels))
         try:
-            write_commands(connection, commands)
+            link.write(pack_commands(commands))
         except (RedisError, RuntimeError, OSError) as exc:  # the reader resubscribes
             self.last_error = repr(exc)
 
@@ -549,7 +560,7 @@ class RedisSseManager:
             was_connected = self.connected
             self._connected.clear()
             self._lost.set()
-            await self._drop_pubsub()
+            self._drop_link()
             self._release_waiters()
             if self._closing:
                 return
@@ -562,39 +573,44 @@ class RedisSseManager:
             delay = min(delay * 2, self.settings.REDIS_RECONNECT_MAX_SECONDS)
 
     async def _open_subscriber(self, catch_up: bool) -> None:
-        assert self._redis is not None
-        pubsub = self._redis.pubsub()
-        self._pubsub = pubsub
+        link = self._link = await self.pipe.link()
         self._sent.clear()
         self._acked.clear()
         self._to_subscribe.clear()
         self._to_unsubscribe.clear()
+        self._early = []
         channels = [self._control, *self.hub.channels()]
-        early: list[list[Any]] = []
+        commands: list[tuple[str, ...]] = []
         for start in range(0, len(channels), _SUBSCRIBE_BATCH):
             chunk = channels[start : start + _SUBSCRIBE_BATCH]
             for ch in chunk:
                 self._sent[ch] = 1
-            await pubsub.execute_command("SUBSCRIBE", *chunk)
-        # Read the acknowledgements first: once every channel is confirmed, what
+            commands.append(("SUBSCRIBE", *chunk))
+        # Wait for the acknowledgements first: once every channel is confirmed, what
         # is not yet in the Streams will reach us live, so the catch-up below
-        # leaves no gap.
-        remaining = set(channels)
-        while remaining:
-            response = await pubsub.parse_response(block=True)
-            kind = response[0]
-            if kind == b"subscribe":
-                name = _text(response[1])
-                remaining.discard(name)
-                self._acked[name] = self._acked.get(name, 0) + 1
-                if self.hub.has(name) and name not in self._baseline:
-                    self._want_position(name)
-            elif kind == b"message":
-                early.append(response)
+        # leaves no gap. (Messages that come meanwhile wait in ``_early``.)
+        self._unconfirmed = set(channels)
+        confirmed = self._confirmed = asyncio.get_running_loop().create_future()
+
+        def ended(done: asyncio.Future[None]) -> None:
+            if not confirmed.done():
+                confirmed.set_exception(
+                    done.exception() or RedisConnectionError("the connection has ended")
+                )
+
+        link.ended.add_done_callback(ended)
+        try:
+            link.write(pack_commands(commands))
+            await asyncio.wait_for(confirmed, self.settings.REDIS_SOCKET_TIMEOUT_SECONDS)
+        finally:
+            link.ended.remove_done_callback(ended)
+            self._confirmed = None
+            self._unconfirmed = set()
         if catch_up:
             await self._catch_up()
         self._connected.set()
         self._lost.clear()
+        early, self._early = self._early, None
         for response in early:
             self._on_message(response)
         await self._replay_pending()
@@ -628,38 +644,27 @@ class RedisSseManager:
                 self._deliver(event)
 
     async def _read_forever(self) -> None:
-        pubsub = self._pubsub
-        assert pubsub is not None
-        connection = pubsub.connection
-        assert connection is not None
-        # Straight from the connection, every message of a socket read at once, in
-        # the event loop's callback: PubSub.parse_response adds a health check, a
-        # retry layer (that would reconnect behind our back) and timing to each
-        # message, and a reading task a task switch, on the hot path of every event
-        # this process delivers (see redis_wire). Returns only by raising: the error
-        # that ended the connection.
-        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # The pipe's connection hands every push to ``_on_push`` as it is read, in
+        # the event loop's callback (see redis_wire): no task reads. Returns only by
+        # raising: the error that ended the connection.
+        assert self._link is not None
+        await self._link.ended
 
-        def lost(exc: Exception) -> None:
-            if not ended.done():
-                ended.set_exception(exc)
-
-        stream = ReplyStream(connection, self._on_replies, lost)
-        try:
-            stream.deliver_buffered()
-            await ended
-        finally:
-            stream.stop()
-
-    def _on_replies(self, replies: list[Any]) -> None:
-        for response in replies:
-            if isinstance(response, RedisError):  # an error reply: as redis-py raises it
-                raise response
-            kind = response[0]
-            if kind == b"message":
+    def _on_push(self, response: Any) -> None:
+        kind = response[0]
+        if kind == b"message":
+            if self._early is not None:
+                self._early.append(response)
+            else:
                 self._on_message(response)
-            elif kind in (b"subscribe", b"unsubscribe"):
-                self._on_ack(_text(response[1]), subscribed=kind == b"subscribe")
+        elif kind == b"subscribe" or kind == b"unsubscribe":
+            channel = _text(response[1])
+            self._on_ack(channel, subscribed=kind == b"subscribe")
+            unconfirmed = self._unconfirmed
+            if unconfirmed and kind == b"subscribe":
+                unconfirmed.discard(channel)
+                if not unconfirmed and self._confirmed is not None:
+                    self._confirmed.set_result(None)
 
     def _on_ack(self, channel: str, subscribed: bool = False) -> None:
         if subscribed and self.hub.has(channel) and channel not in self._baseline:
@@ -756,11 +761,12 @@ class RedisSseManager:
             if not future.done():
                 future.set_result(None)
 
-    async def _drop_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), timeout=1.0)  # type: ignore[no-untyped-call]
+    def _drop_link(self) -> None:
+        """Give up the connection subscribed on: what is subscribed there is no longer
+        known (the pipe connects again for the next command or subscriber)."""
+        link, self._link = self._link, None
+        if link is not None and self._pipe is not None:
+            self._pipe.drop(link, RedisConnectionError("the subscriber starts over"))
 
 
 async def _wait_done(futures: Sequence[asyncio.Future[None]], seconds: float) -> None:
