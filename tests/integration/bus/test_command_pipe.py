@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,6 +14,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infrastructure.bootstrap.redis_pipe import CommandPipe
+from infrastructure.bootstrap.redis_wire import pack_commands
 from tests.support.processes import async_wait_until
 from tests.support.redis_server import RedisServer
 
@@ -133,3 +135,92 @@ async def test_execute_many_answers_in_order_and_raises_the_first_error_after_al
         await pipe.execute_many([("INCR", "n"), ("INCR", "text"), ("INCR", "n")])
     # Every reply of the failed batch was read: the third INCR ran, nothing is shifted.
     assert await pipe.execute("GET", "n") == b"2"
+
+
+# --- the connection a subscriber shares (RESP3: pushes among the replies) ---
+
+
+async def test_pushes_reach_on_push_in_order_and_replies_still_match(pipe: CommandPipe) -> None:
+    pushes: list[Any] = []
+    pipe.on_push = pushes.append
+    link = await pipe.link()
+    link.write(pack_commands([("SUBSCRIBE", "news")]))
+    await async_wait_until(lambda: len(pushes) == 1, description="the SUBSCRIBE confirmed")
+    # A command on the subscribed connection: its PUBLISH reaches this connection too,
+    # as a push, between the replies of the commands around it.
+    replies = await asyncio.gather(
+        pipe.execute("ECHO", "before"),
+        pipe.execute("PUBLISH", "news", "hello"),
+        pipe.execute("ECHO", "after"),
+    )
+    assert replies == [b"before", 1, b"after"]
+    await async_wait_until(lambda: len(pushes) == 2, description="the message pushed")
+    assert [list(p) for p in pushes] == [
+        [b"subscribe", b"news", 1],
+        [b"message", b"news", b"hello"],
+    ]
+    assert await _clients_named_subscribed(pipe) == 1
+
+
+async def _clients_named_subscribed(pipe: CommandPipe) -> int:
+    """The connections of CLIENT LIST subscribed to a channel (asked on the pipe)."""
+    listing: bytes = await pipe.execute("CLIENT", "LIST")
+    return sum(1 for line in listing.decode().splitlines() if " sub=0 " not in line)
+
+
+async def test_a_link_ends_with_its_connection_and_writes_nothing_after(
+    pipe: CommandPipe, redis_url: str
+) -> None:
+    link = await pipe.link()
+    client_id = await pipe.execute("CLIENT", "ID")
+    killer = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await killer.client_kill_filter(_id=str(client_id)) == 1
+    finally:
+        await killer.aclose()
+    with pytest.raises(RedisConnectionError):
+        await asyncio.wait_for(link.ended, 5)
+    assert not link.alive
+    with pytest.raises(RedisConnectionError):
+        link.write(pack_commands([("SUBSCRIBE", "lost")]))
+    # The next command connects again, on a link of its own.
+    assert await pipe.execute("ECHO", "again") == b"again"
+    assert (await pipe.link()) is not link
+
+
+async def test_drop_ends_the_link_it_names_and_no_other(pipe: CommandPipe) -> None:
+    old = await pipe.link()
+    pipe.drop(old, RedisConnectionError("given up"))
+    with pytest.raises(RedisConnectionError, match="given up"):
+        await old.ended
+    current = await pipe.link()
+    assert current is not old
+    pipe.drop(old, RedisConnectionError("stale"))  # no longer current: nothing happens
+    assert current.alive
+    assert await pipe.execute("ECHO", "still") == b"still"
+
+
+async def test_a_refused_subscribe_ends_the_connection_instead_of_shifting_replies(
+    redis_server: RedisServer,
+) -> None:
+    admin = aioredis.Redis.from_url(redis_server.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "narrow", "on", ">pw", "~*", "+@all", "resetchannels", "&open:*"
+    )
+    await admin.aclose()
+    url = redis_server.url.replace("redis://", "redis://narrow:pw@")
+    pipe = CommandPipe(url, timeout=2.0)
+    try:
+        link = await pipe.link()
+        # The SUBSCRIBE is refused with an error reply (not a push), just ahead of the
+        # INCR's reply: taken for the INCR's, every later reply would be one off.
+        link.write(pack_commands([("SUBSCRIBE", "closed:1")]))
+        with pytest.raises(RedisConnectionError, match="NoPermission"):
+            await pipe.execute("INCR", "counted")
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(link.ended, 5)
+        # Redis ran the INCR; the next commands, on a new connection, get their own.
+        assert await pipe.execute("GET", "counted") == b"1"
+        assert await pipe.execute("INCR", "counted") == 2
+    finally:
+        await pipe.close()
