@@ -153,7 +153,7 @@ async def test_pushes_reach_on_push_in_order_and_replies_still_match(pipe: Comma
         pipe.execute("PUBLISH", "news", "hello"),
         pipe.execute("ECHO", "after"),
     )
-    assert replies == [b"before", 1, b"after"]
+    assert list(replies) == [b"before", 1, b"after"]
     await async_wait_until(lambda: len(pushes) == 2, description="the message pushed")
     assert [list(p) for p in pushes] == [
         [b"subscribe", b"news", 1],
@@ -203,11 +203,11 @@ async def test_drop_ends_the_link_it_names_and_no_other(pipe: CommandPipe) -> No
 async def test_a_refused_subscribe_ends_the_connection_instead_of_shifting_replies(
     redis_server: RedisServer,
 ) -> None:
-    admin = aioredis.Redis.from_url(redis_server.url)
-    await admin.execute_command(
+    admin = CommandPipe(redis_server.url, timeout=2.0)
+    await admin.execute(
         "ACL", "SETUSER", "narrow", "on", ">pw", "~*", "+@all", "resetchannels", "&open:*"
     )
-    await admin.aclose()
+    await admin.close()
     url = redis_server.url.replace("redis://", "redis://narrow:pw@")
     pipe = CommandPipe(url, timeout=2.0)
     try:
