@@ -1,4 +1,4 @@
-"""The Redis side of the SSE bus: one subscriber connection per process.
+"""The Redis side of the SSE bus: one connection per process subscribes and publishes.
 
 * ``publish`` runs one Lua script that appends the event to the channel's
   history Stream (``XADD MAXLEN ~``), gives the Stream an epoch if it is new, and
@@ -391,7 +391,7 @@ class RedisSseManager:
         self, channels: Sequence[str]
     ) -> list[tuple[str, tuple[int, int]] | None]:
         """(epoch, newest id key) of each channel's history, None where it has none:
-        two reads per channel, all in one write on the publish connection."""
+        two reads per channel, all in one write on the bus's connection."""
         commands: list[tuple[str | int, ...]] = []
         for channel in channels:
             commands.append(("GET", self.epoch_key(channel)))
@@ -504,12 +504,12 @@ class RedisSseManager:
     def _flush_subscriptions(self) -> None:
         """Send the pending SUBSCRIBE/UNSUBSCRIBE commands, many channels per command.
 
-        Written straight to the subscriber's connection, as the command pipe writes:
-        redis-py's ``execute_command`` (a connection check, a retry wrapper, a task
-        to await the write) cost more than the rest of a stream's subscription, and
-        the acknowledgements come back through ``_read_forever`` anyway. A connection
-        that is gone takes the commands with it; the reader then meets its end and
-        subscribes every channel again on the next connection.
+        Written straight to the connection (its :class:`Link`), as the command pipe
+        writes: redis-py's ``execute_command`` (a connection check, a retry wrapper,
+        a task to await the write) cost more than the rest of a stream's
+        subscription, and the acknowledgements come back as pushes (``_on_push``)
+        anyway. A connection that is gone takes the commands with it; the subscriber
+        then meets its end and subscribes every channel again on the next one.
         """
         self._flush_scheduled = False
         link = self._link
@@ -548,7 +548,7 @@ class RedisSseManager:
                 await self._open_subscriber(catch_up=not first)
                 first = False
                 delay = self.settings.REDIS_RECONNECT_MIN_SECONDS
-                await self._read_forever()
+                await self._until_lost()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, ConnectionError) as exc:
@@ -643,7 +643,7 @@ class RedisSseManager:
             for event in replay.events:
                 self._deliver(event)
 
-    async def _read_forever(self) -> None:
+    async def _until_lost(self) -> None:
         # The pipe's connection hands every push to ``_on_push`` as it is read, in
         # the event loop's callback (see redis_wire): no task reads. Returns only by
         # raising: the error that ended the connection.

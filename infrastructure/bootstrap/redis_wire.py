@@ -3,8 +3,9 @@
 redis-py's ``read_response`` costs, for every reply, five nested coroutines, a
 timeout check, and (RESP3, redis-py's default) a push handler that renders each
 pub/sub message into a debug string whether debug logging is on or not. The
-bus's two readers, the subscriber and the command pipe, read one reply per event
-and per publish of the whole process, so they read here instead
+bus's connection (the command pipe, which also carries the subscriptions) reads
+one reply per publish and one push per event of the whole process, so it reads
+here instead
 (:class:`ReplyStream`): the connection's transport is handed to a protocol whose
 ``data_received`` parses what arrived with the connection's own hiredis reader and
 passes every reply it completed to a callback, with no task in between (bytes
@@ -12,12 +13,13 @@ redis-py already took from the socket, such as what came with the SUBSCRIBE
 acknowledgements it read, are not lost).
 
 Commands go the other way, packed by hiredis and written to the connection's
-stream in one call, with no task per write (:func:`write_commands`).
+stream in one call, with no task per write (:func:`pack_commands`,
+:func:`write_packed`).
 
 The connection stays redis-py's: it connects, authenticates, selects the
 database and is closed by redis-py; only the writing of commands and the reading
-of replies are done here. The bus's two connections (the subscriber, the command
-pipe) are the only users: this module is where redis-py's internals are touched.
+of replies are done here. The bus's connection (the command pipe) is the only
+user: this module is where redis-py's internals are touched.
 """
 
 from __future__ import annotations
@@ -30,12 +32,6 @@ import hiredis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-
-
-def write_commands(conn: AbstractConnection, commands: Sequence[Sequence[Any]]) -> None:
-    """Write ``commands`` to ``conn`` in one call, without waiting for the socket (see
-    :func:`write_packed`)."""
-    write_packed(conn, pack_commands(commands))
 
 
 def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:

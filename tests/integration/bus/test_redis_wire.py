@@ -14,7 +14,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from infrastructure.bootstrap.redis_wire import ReplyStream, write_commands
+from infrastructure.bootstrap.redis_wire import ReplyStream, pack_commands, write_packed
 
 DEADLINE_SECONDS = 5.0
 
@@ -64,8 +64,8 @@ class Collector:
 
 async def test_replies_come_in_order_error_replies_as_values(conn: AbstractConnection) -> None:
     collector = Collector(conn)
-    write_commands(conn, [("SET", "text", "abc"), ("INCR", "text"), ("ECHO", "after")])
-    write_commands(conn, [("GET", "text")])
+    write_packed(conn, pack_commands([("SET", "text", "abc"), ("INCR", "text"), ("ECHO", "after")]))
+    write_packed(conn, pack_commands([("GET", "text")]))
     ok, error, echoed, text = await collector.replies_count(4)
     assert ok is True or ok == b"OK"
     # A failed command is a value in its place: the connection is not condemned.
@@ -99,7 +99,7 @@ async def test_what_redis_py_has_buffered_unparsed_is_not_lost(conn: AbstractCon
 
 async def test_a_socket_read_gives_every_reply_it_completed(conn: AbstractConnection) -> None:
     collector = Collector(conn)
-    write_commands(conn, [("ECHO", f"m{i}") for i in range(200)])
+    write_packed(conn, pack_commands([("ECHO", f"m{i}") for i in range(200)]))
     replies = await collector.replies_count(200)
     assert replies == [f"m{i}".encode() for i in range(200)]
     # 200 small replies come in a few reads: one call per read, not per reply.
@@ -108,7 +108,7 @@ async def test_a_socket_read_gives_every_reply_it_completed(conn: AbstractConnec
 
 async def test_pub_sub_messages_come_as_lists(conn: AbstractConnection, redis_url: str) -> None:
     collector = Collector(conn)
-    write_commands(conn, [("SUBSCRIBE", "room")])
+    write_packed(conn, pack_commands([("SUBSCRIBE", "room")]))
     (ack,) = await collector.replies_count(1)
     assert list(ack) == [b"subscribe", b"room", 1]  # type: ignore[call-overload]
     publisher = aioredis.Redis.from_url(redis_url)
@@ -124,7 +124,7 @@ async def test_a_closed_connection_is_reported_once(
     conn: AbstractConnection, redis_url: str
 ) -> None:
     collector = Collector(conn)
-    write_commands(conn, [("CLIENT", "ID")])
+    write_packed(conn, pack_commands([("CLIENT", "ID")]))
     (client_id,) = await collector.replies_count(1)
     killer = aioredis.Redis.from_url(redis_url)
     try:
@@ -150,7 +150,7 @@ async def test_a_failing_callback_ends_the_connection(conn: AbstractConnection) 
         ended.set()
 
     ReplyStream(conn, refuse, on_lost)
-    write_commands(conn, [("PING",)])
+    write_packed(conn, pack_commands([("PING",)]))
     await asyncio.wait_for(ended.wait(), DEADLINE_SECONDS)
     assert [type(e) for e in lost] == [ValueError]
     # The transport is closed: what follows can no longer be matched to a command.
@@ -160,10 +160,10 @@ async def test_a_failing_callback_ends_the_connection(conn: AbstractConnection) 
 
 async def test_a_stopped_stream_hands_out_nothing_more(conn: AbstractConnection) -> None:
     collector = Collector(conn)
-    write_commands(conn, [("ECHO", "first")])
+    write_packed(conn, pack_commands([("ECHO", "first")]))
     assert await collector.replies_count(1) == [b"first"]
     collector.stream.stop()
-    write_commands(conn, [("ECHO", "second")])
+    write_packed(conn, pack_commands([("ECHO", "second")]))
     # A later reader of the same socket (a fresh stream) gets it instead.
     after = Collector(conn)
     assert await after.replies_count(1) == [b"second"]
