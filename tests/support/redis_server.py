@@ -101,11 +101,6 @@ class RedisServer:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.startup_timeout = startup_timeout
-        self._work_dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
-        self._owns_data_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir is not None else self._work_dir / "data"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self._work_dir / "redis.log"
         self._binary = find_redis_server_binary()
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
@@ -115,6 +110,12 @@ class RedisServer:
             if not docker_engine_answers():
                 raise RedisUnavailableError(HOW_TO_GET_REDIS)
             self._use_container = True
+        # Made once nothing can fail any more: ``stop()`` removes it.
+        self._work_dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
+        self._owns_data_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir is not None else self._work_dir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self._work_dir / "redis.log"
 
     # --- what tests read ---
 
