@@ -594,9 +594,8 @@ class RedisSseManager:
 
         def ended(done: asyncio.Future[None]) -> None:
             if not confirmed.done():
-                confirmed.set_exception(
-                    done.exception() or RedisConnectionError("the connection has ended")
-                )
+                error = None if done.cancelled() else done.exception()
+                confirmed.set_exception(error or RedisConnectionError("the connection has ended"))
 
         link.ended.add_done_callback(ended)
         try:
