@@ -95,6 +95,10 @@ class CommandPipe:
         self._factory = aioredis.ConnectionPool.from_url(
             url, socket_connect_timeout=timeout, socket_timeout=None, client_name=name
         )
+        # RESP3 whatever the URL asks (its ``?protocol=`` wins over keywords): under
+        # RESP2 a subscribed connection refuses commands, and its messages would come
+        # as replies. (Redis 6 or later.)
+        self._factory.connection_kwargs["protocol"] = 3
         self.timeout = timeout
         #: Called with every push message (RESP3 out-of-band data: what SUBSCRIBE
         #: brings), in the order it came among the replies. Unset: pushes are dropped.

@@ -94,3 +94,20 @@ async def test_a_message_during_the_catch_up_waits_for_it(
         received = await next_events(listener, 2)
         assert steps == ["missed", "live"]
         assert payloads(received) == [{"n": 1}, {"n": 2}]
+
+
+async def test_the_bus_speaks_resp3_whatever_the_url_asks(
+    redis_server: RedisServer, settings_factory: SettingsFactory
+) -> None:
+    """RESP2 would forbid commands on a subscribed connection and deliver messages as
+    plain replies: the bus's connection asks for RESP3 even when REDIS_URL says
+    ``protocol=2`` (the rest of the process keeps what the URL asks)."""
+    settings = settings_factory(REDIS_URL=f"{redis_server.url}?protocol=2", **FAST_RECONNECT)
+    async with running_bus(settings) as bus:
+        assert bus.manager is not None
+        listener = await bus.open(["resp2-url"])
+        sent = await bus.publish("resp2-url", "notification", {"n": 1}, "tests")
+        received = await next_events(listener, 1)
+        assert [e.token for e in received] == [sent.token]
+        assert bus.mode == "redis"
+        assert bus.manager.outbox_size() == 0
