@@ -159,7 +159,12 @@ async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[
         return {"scenario": "e", "target": target, "skipped": "only the product has this path"}
     log(f"==> [{target} {scenario}] starting redis-server and services")
     t0 = time.monotonic()
-    stack = Stack(target, workers=args.workers, count_instructions=args.instructions)
+    stack = Stack(
+        target,
+        workers=args.workers,
+        count_instructions=args.instructions,
+        callgrind_prefix=args.results / f"callgrind-{target}-{scenario}",
+    )
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(None, lambda: stack.start(workbench=scenario == "e"))

@@ -84,6 +84,17 @@ def raise_fd_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+def fresh_callgrind_out(prefix: Path, service: str) -> Path:
+    """``<prefix>-<service>.out``, its folder made and an earlier run's files of that
+    name gone: the counter reads a dump as soon as it holds totals, and would take a
+    stale one for this run's."""
+    out_file = prefix.with_name(f"{prefix.name}-{service}.out")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_file.parent.glob(f"{out_file.name}*"):
+        stale.unlink()
+    return out_file
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (``uvicorn --workers N`` forks its workers)."""
     tree = [pid]
@@ -224,6 +235,9 @@ class Stack:
     workers: int = 1
     #: Run the Python services under callgrind (``--instructions``).
     count_instructions: bool = False
+    #: Where each service's callgrind output goes: ``<this>-<service>.out``, and the
+    #: measuring window's dump ``<this>-<service>.out.1`` (for ``callgrind_annotate``).
+    callgrind_prefix: Path | None = None
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     redis: BenchRedis | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
@@ -253,12 +267,14 @@ class Stack:
                     *UVICORN_ARGS,
                     *(["--workers", str(self.workers)] if self.workers > 1 else []),
                 ]
-                self.services["chatbot"] = self._python_service(CHATBOT_APP, args)
+                self.services["chatbot"] = self._python_service("chatbot", CHATBOT_APP, args)
                 if workbench:
-                    self.services["workbench"] = self._python_service(WORKBENCH_APP, args)
+                    self.services["workbench"] = self._python_service(
+                        "workbench", WORKBENCH_APP, args
+                    )
             elif self.target in PYTHON_PEERS:
                 app = PYTHON_PEERS[self.target]
-                self.services[self.target] = self._python_service(app, UVICORN_ARGS)
+                self.services[self.target] = self._python_service(self.target, app, UVICORN_ARGS)
             else:
                 from bench.baselines import nchan
 
@@ -269,11 +285,14 @@ class Stack:
             raise
         return self
 
-    def _python_service(self, app: str, args: list[str]) -> ServiceProcess:
+    def _python_service(self, name: str, app: str, args: list[str]) -> ServiceProcess:
         service = ServiceProcess(app, env=self.env(), extra_args=args)
         if not self.count_instructions:
             return service.start()
-        out_file = service.log_path.with_name("callgrind.out")
+        if self.callgrind_prefix is not None:
+            out_file = fresh_callgrind_out(self.callgrind_prefix, name)
+        else:
+            out_file = service.log_path.with_name("callgrind.out")
         service.wrapper = callgrind_wrapper(out_file)
         service.startup_timeout = 300.0  # imports run some 30x slower
         service.start()
