@@ -99,9 +99,18 @@ async def metrics(request: Request) -> Response:
     return Response(render(request.app.state.metrics), media_type="text/plain; version=0.0.4")
 
 
-def _check_payload(settings: Settings, payload: dict[str, Any]) -> None:
+def _check_payload(settings: Settings, payload: dict[str, Any], raw: bytes | None) -> None:
+    """422 for a payload nested deeper than ``MAX_JSON_DEPTH``. With the body it was
+    parsed from (``raw``): each level of nesting opens with a bracket of its own, so a
+    body with no more brackets than the limit cannot be too deep (brackets inside
+    strings only make the count larger, never smaller). Counting them in C spares
+    the walk of the parsed payload: 0.7 % of a publish's instructions (``bench
+    --instructions``, a: 341,000 to 338,800, three runs each)."""
+    limit = settings.MAX_JSON_DEPTH
+    if raw is not None and raw.count(b"{") + raw.count(b"[") <= limit:
+        return
     try:
-        check_json_depth(payload, settings.MAX_JSON_DEPTH)
+        check_json_depth(payload, limit)
     except JSONTooDeep as exc:
         raise unprocessable(str(exc)) from None
 
@@ -153,12 +162,14 @@ async def _publish(
     event_type: str,
     payload: dict[str, Any],
     caller: Principal,
+    raw: bytes | None = None,
 ) -> dict[str, str]:
     """The use case of both publish paths; the answer has ``EventAccepted``'s fields.
     A plain dict: the routes' ``response_model`` validates it, and the fast path writes
-    it as it is (building and dumping the model cost a publish 3 % of its instructions)."""
+    it as it is (building and dumping the model cost a publish 3 % of its instructions).
+    ``raw``: the body ``payload`` was parsed from, when the caller has it."""
     require_role(caller, SERVICE_ROLE)
-    _check_payload(settings, payload)
+    _check_payload(settings, payload, raw)
     event = await bus.publish(target, event_type, payload, caller.subject)
     return {"id": event.token if event.id else "", "channel": event.channel}
 
@@ -177,7 +188,8 @@ async def _fast_publish(request: FastRequest) -> ASGIApp:
     if content_type is not None and not content_type.lower().startswith("application/json"):
         raise NotFast  # FastAPI reads other types differently: let it
     caller = request.principal()
-    payload = orjson.loads(await request.body())
+    body = await request.body()
+    payload = orjson.loads(body)
     if not isinstance(payload, dict):
         raise NotFast
     accepted = await _publish(
@@ -187,6 +199,7 @@ async def _fast_publish(request: FastRequest) -> ASGIApp:
         event_type,
         payload,
         caller,
+        body,
     )
     return as_json(202, accepted)
 

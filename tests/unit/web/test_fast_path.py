@@ -103,6 +103,25 @@ async def test_a_valid_publish_is_served_fast_and_answers_like_fastapi(
     assert pair.plain.fast_outcomes == {"served": 0, "declined": 0}
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"a": {"b": {"c": {}}}},  # as deep as MAX_JSON_DEPTH (4) allows
+        {"text": "[[[[{{{{ brackets in a string are not nesting", "l": [1, [2]]},
+    ],
+    ids=["at the limit", "brackets in strings"],
+)
+async def test_a_payload_within_the_depth_limit_is_served_fast(
+    pair: Pair, settings: Settings, payload: dict[str, Any]
+) -> None:
+    service = token(settings, Role.SERVICE, "svc")
+    fast, plain = await pair.both(
+        "POST", "/api/events/session/s1", json=payload, headers=bearer(service)
+    )
+    assert fast.status_code == plain.status_code == 202, (fast.text, plain.text)
+    assert pair.fast.fast_outcomes == {"served": 1, "declined": 0}
+
+
 REFUSED_PUBLISHES: list[tuple[str, str, dict[str, Any]]] = [
     ("no token", "/api/events/session/s1", {"json": {"n": 1}}),
     ("customer token", "/api/events/session/s1", {"json": {"n": 1}, "as": Role.CUSTOMER}),
@@ -116,6 +135,11 @@ REFUSED_PUBLISHES: list[tuple[str, str, dict[str, Any]]] = [
         "too deep",
         "/api/events/session/s1",
         {"json": {"a": {"b": {"c": {"d": {}}}}}, "as": Role.SERVICE},
+    ),
+    (
+        "too deep, in a list",
+        "/api/events/session/s1",
+        {"json": {"a": [[[[1]]]]}, "as": Role.SERVICE},
     ),
     ("too big", "/api/events/session/s1", {"json": {"x": "y" * 4000}, "as": Role.SERVICE}),
     (
