@@ -3,7 +3,7 @@
 CPU shares on this machine drift 1.5-2x from one day to the next, and a change
 worth 7 % of the work per message is lost in the noise of a same-run A/B. An
 instruction count does not drift: the same build doing the same work counts the
-same within 0.1 %, however busy the machine. ``python -m bench --instructions``
+same within about 0.3 %, however busy the machine. ``python -m bench --instructions``
 runs each Python service under callgrind, with counting off, and counts only
 while a scenario measures (the same window as its CPU meter).
 
