@@ -56,10 +56,10 @@ class Link:
     which refuses once the connection has ended (its successor has none of this
     one's subscriptions); :attr:`ended` fails with the error that ended it."""
 
-    __slots__ = ("_conn", "_stream", "ended")
+    __slots__ = ("_stream", "conn", "ended")
 
     def __init__(self, conn: AbstractConnection, stream: ReplyStream) -> None:
-        self._conn = conn
+        self.conn = conn
         self._stream = stream
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Retrieved here: a link nobody waits on must not log "never retrieved".
@@ -73,7 +73,7 @@ class Link:
         """Write packed commands whose answers are pushes (no reply is waited for)."""
         if self.ended.done():
             raise RedisConnectionError("the connection has ended")
-        write_packed(self._conn, data)
+        write_packed(self.conn, data)
 
     def end(self, error: Exception) -> None:
         self._stream.stop()  # what the old connection still brings matches nothing now
@@ -103,7 +103,7 @@ class CommandPipe:
         #: Called with every push message (RESP3 out-of-band data: what SUBSCRIBE
         #: brings), in the order it came among the replies. Unset: pushes are dropped.
         self.on_push: Callable[[Any], None] | None = None
-        self._conn: AbstractConnection | None = None
+        #: The connection (None until the next command connects again).
         self._link: Link | None = None
         self._connecting: asyncio.Future[AbstractConnection] | None = None
         #: (future, deadline) of each command sent and not yet answered, oldest first.
@@ -118,7 +118,8 @@ class CommandPipe:
 
     async def execute_packed(self, command: bytes) -> Any:
         """:meth:`execute` for a command already packed (``hiredis.pack_command``'s form)."""
-        conn = self._conn if self._conn is not None else await self._connect()
+        link = self._link
+        conn = link.conn if link is not None else await self._connect()
         future = asyncio.get_running_loop().create_future()
         self._write(conn, command, (future,))
         return await future
@@ -126,7 +127,8 @@ class CommandPipe:
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send several commands in one write; their replies, in order. The first
         error is raised once every reply is in (none is left unread)."""
-        conn = self._conn if self._conn is not None else await self._connect()
+        link = self._link
+        conn = link.conn if link is not None else await self._connect()
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         self._write(conn, pack_commands(commands), futures)
@@ -163,7 +165,7 @@ class CommandPipe:
 
     async def link(self) -> Link:
         """The connection, for a subscriber (connected first if it is not)."""
-        if self._conn is None:
+        if self._link is None:
             await self._connect()
         link = self._link
         if link is None:  # lost as soon as it was made
@@ -206,7 +208,7 @@ class CommandPipe:
         conn: AbstractConnection = self._factory.make_connection()  # type: ignore[no-untyped-call]
 
         def lost(exc: Exception) -> None:
-            if self._conn is conn:
+            if self._link is not None and self._link.conn is conn:
                 self._abort(RedisConnectionError(f"Redis connection lost: {exc!r}"))
 
         try:
@@ -216,7 +218,6 @@ class CommandPipe:
             with contextlib.suppress(Exception):
                 await conn.disconnect(nowait=True)
             raise
-        self._conn = conn
         self._link = Link(conn, stream)
         return conn
 
@@ -257,16 +258,14 @@ class CommandPipe:
 
     def _abort(self, error: Exception) -> None:
         """Drop the connection and fail every command in flight with ``error``."""
-        conn, self._conn = self._conn, None
         link, self._link = self._link, None
-        if link is not None:
-            link.end(error)
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if conn is not None:
+        if link is not None:
+            link.end(error)
             # nowait: close the socket without waiting for the server.
-            task = asyncio.ensure_future(conn.disconnect(nowait=True))
+            task = asyncio.ensure_future(link.conn.disconnect(nowait=True))
             self._disconnects.add(task)
             task.add_done_callback(self._disconnects.discard)
         while self._waiting:

@@ -580,12 +580,10 @@ class RedisSseManager:
         self._to_unsubscribe.clear()
         self._early = []
         channels = [self._control, *self.hub.channels()]
+        pending = dict.fromkeys(channels)
         commands: list[tuple[str, ...]] = []
-        for start in range(0, len(channels), _SUBSCRIBE_BATCH):
-            chunk = channels[start : start + _SUBSCRIBE_BATCH]
-            for ch in chunk:
-                self._sent[ch] = 1
-            commands.append(("SUBSCRIBE", *chunk))
+        while pending:
+            commands.append(("SUBSCRIBE", *self._take_batch(pending)))
         # Wait for the acknowledgements first: once every channel is confirmed, what
         # is not yet in the Streams will reach us live, so the catch-up below
         # leaves no gap. (Messages that come meanwhile wait in ``_early``.)
