@@ -70,6 +70,13 @@ ROWS: list[tuple[str, str, str, str, str]] = [
 ]
 
 
+#: Why the table has a product / hub column when the hub ran.
+_VS_HUB_NOTE = (
+    "product / hub: the product against the Python ceiling, run minutes apart on the same "
+    "machine (whose speed drifts between days: compare builds by this ratio or by counts)."
+)
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -106,11 +113,12 @@ def markdown(run: dict[str, Any]) -> str:
         "",
         "ratio = product / naive (below 1 is better where lower is better).",
         *(f"{peer}: {TARGETS.get(peer, '')}." for peer in peers),
+        *([_VS_HUB_NOTE] if "hub" in peers else []),
         "",
         "| scen. | metric | product | naive | ratio | "
-        + "".join(f"{peer} | " for peer in peers)
+        + "".join(f"{peer} | " + ("product / hub | " if peer == "hub" else "") for peer in peers)
         + "target |",
-        "|---|---|---|---|---|" + "---|" * len(peers) + "---|",
+        "|---|---|---|---|---|" + "---|" * (len(peers) + ("hub" in peers)) + "---|",
     ]
     counted = run["args"].get("instructions", False)
     for scen, label, key, _better, target in ROWS:
@@ -120,7 +128,12 @@ def markdown(run: dict[str, Any]) -> str:
             continue  # under callgrind only the counts mean something
         p = prod.get(scen, {}).get(key)
         n = naive.get(scen, {}).get(key)
-        others = "".join(f"{_fmt(res[peer].get(scen, {}).get(key))} | " for peer in peers)
+        others = ""
+        for peer in peers:
+            value = res[peer].get(scen, {}).get(key)
+            others += f"{_fmt(value)} | "
+            if peer == "hub":
+                others += f"{_ratio(p, value)} | "
         lines.append(
             f"| {scen} | {label} | {_fmt(p)} | {_fmt(n)} | {_ratio(p, n)} | {others}{target} |"
         )
