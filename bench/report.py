@@ -73,7 +73,7 @@ ROWS: list[tuple[str, str, str, str, str]] = [
 #: Why the table has a product / hub column when the hub ran.
 _VS_HUB_NOTE = (
     "product / hub: the product against the Python ceiling, run minutes apart on the same "
-    "machine (whose speed drifts between days: compare builds by this ratio or by counts)."
+    "machine (whose speed drifts between days: compare builds by their counts)."
 )
 
 
