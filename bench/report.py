@@ -101,6 +101,10 @@ def markdown(run: dict[str, Any]) -> str:
     res = run["results"]
     prod, naive = res.get("product", {}), res.get("naive", {})
     peers = [t for t in res if t not in ("product", "naive")]
+    # One column per peer, and the product's ratio to the hub right after the hub's.
+    columns = [(peer, False) for peer in peers]
+    if "hub" in peers:
+        columns.insert(peers.index("hub") + 1, ("hub", True))
     lines = [
         f"# Benchmark {run['time']} (git {run['git']})",
         "",
@@ -116,9 +120,9 @@ def markdown(run: dict[str, Any]) -> str:
         *([_VS_HUB_NOTE] if "hub" in peers else []),
         "",
         "| scen. | metric | product | naive | ratio | "
-        + "".join(f"{peer} | " + ("product / hub | " if peer == "hub" else "") for peer in peers)
+        + "".join(f"product / {peer} | " if ratio else f"{peer} | " for peer, ratio in columns)
         + "target |",
-        "|---|---|---|---|---|" + "---|" * (len(peers) + ("hub" in peers)) + "---|",
+        "|---|---|---|---|---|" + "---|" * len(columns) + "---|",
     ]
     counted = run["args"].get("instructions", False)
     for scen, label, key, _better, target in ROWS:
@@ -129,11 +133,9 @@ def markdown(run: dict[str, Any]) -> str:
         p = prod.get(scen, {}).get(key)
         n = naive.get(scen, {}).get(key)
         others = ""
-        for peer in peers:
+        for peer, ratio in columns:
             value = res[peer].get(scen, {}).get(key)
-            others += f"{_fmt(value)} | "
-            if peer == "hub":
-                others += f"{_ratio(p, value)} | "
+            others += f"{_ratio(p, value) if ratio else _fmt(value)} | "
         lines.append(
             f"| {scen} | {label} | {_fmt(p)} | {_fmt(n)} | {_ratio(p, n)} | {others}{target} |"
         )
