@@ -237,6 +237,12 @@ class Listener:
         floor = self._floors.get(event.channel)
         return floor is not None and floor[0] == event.epoch and event.key <= floor[1]
 
+    def start_at(self, index: int, epoch: str, event_id: str) -> None:
+        """Place a channel no event was written for yet at a known position (a stream
+        opened without ``Last-Event-ID`` starts at the end of each channel)."""
+        if self.cursor[index][0] == ORIGIN_EPOCH:
+            self.cursor[index] = (epoch, event_id)
+
     def replay(
         self, channel: str, items: Sequence[Event], floor: tuple[str, tuple[int, int]] | None
     ) -> None:

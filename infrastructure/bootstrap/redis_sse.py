@@ -347,6 +347,7 @@ class RedisSseManager:
             await self._wait_subscribed(listener.channels)
             await self._ensure_baseline(listener.channels)
             if cursor is None:
+                self._start_at_end(listener)
                 return []
             if self.connected:
                 try:
@@ -360,6 +361,17 @@ class RedisSseManager:
         except BaseException:
             self.hub.remove(listener)
             raise
+
+    def _start_at_end(self, listener: Listener) -> None:
+        """A stream opened without ``Last-Event-ID`` starts at the current end of every
+        channel: its ``id:`` lines name a real position for each, so a reconnect never
+        replays what came before the first connection (a multi-channel id used to carry
+        the origin for a quiet channel, and the reconnect replayed its whole history)."""
+        for index, channel in enumerate(listener.channels):
+            known = self._last_seen.get(channel) or self._baseline.get(channel)
+            if known is not None and known[0] != ORIGIN_EPOCH:
+                epoch, (ms, seq) = known
+                listener.start_at(index, epoch, f"{ms}-{seq}")
 
     def detach(self, listener: Listener) -> None:
         self._pending_replays.pop(listener, None)

@@ -139,7 +139,12 @@ class SseBus:
             await self.manager.attach(listener, cursor)
             return listener
         self.hub.add(listener)
-        if cursor is not None:
+        if cursor is None:
+            for index, channel in enumerate(channels):
+                position = self.memory.position(channel)
+                if position is not None:
+                    listener.start_at(index, *position)
+        else:
             from infrastructure.bootstrap.redis_sse import deliver_replay
 
             for channel, (epoch, event_id) in zip(channels, cursor, strict=True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 
 from infrastructure.bootstrap.fanout import Event, Listener
@@ -169,3 +170,37 @@ async def test_a_cursor_older_than_the_trimmed_history_gets_reset(
             f"no reset: replayed n={ns(events)[:3]}... ({len(events)} events) after a gap"
         )
         assert ns(events) == [500]
+
+
+@pytest.mark.parametrize("use_redis", [True, False], ids=["redis", "memory"])
+async def test_a_stream_opened_without_cursor_never_replays_what_came_before(
+    settings_factory: SettingsFactory, use_redis: bool
+) -> None:
+    """An agent's stream (its channel + broadcast) opened fresh, then resumed with its id.
+
+    The broadcast already had events before the stream opened; the stream then only saw
+    an event on the agent channel. Its id must name the broadcast's real position, so the
+    resume replays what came after the first connection, not the broadcast's whole history
+    (the "8 new with 0 waiting" badge after a short drop).
+    """
+    settings = settings_factory(**FAST_RECONNECT, USE_REDIS_SSE=use_redis)
+    targets = [Target.agent("fresh"), Target.broadcast()]
+    async with running_bus(settings) as bus:
+        for n in range(5):
+            await bus.publish(targets[1], "n", {"n": -1 - n})  # old transfer requests
+        listener = await bus.open(targets)
+        await bus.publish(targets[0], "n", {"n": 0})
+        events = await drain(listener, 0)
+        listener.encode(events)
+        cursor = ",".join(f"{e}.{i}" for e, i in listener.cursor)
+        assert ".0-0" not in cursor, f"the id names the origin of a channel: {cursor}"
+        bus.close(listener)
+        await bus.publish(targets[1], "n", {"n": 1})
+        resumed = await bus.open(targets, cursor)
+        await bus.publish(targets[0], "n", {"n": 2})
+        try:
+            again = await drain(resumed, 2)
+        finally:
+            bus.close(resumed)
+        assert ns(again) == [1, 2]
+        assert not [e for e in again if e.type == "reset"]
