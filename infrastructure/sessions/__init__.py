@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from .models import (
     ALLOWED_TRANSITIONS,
+    AlreadyRated,
+    NotClosed,
     ChatMessage,
     IllegalTransition,
     NotHolder,
@@ -25,6 +27,8 @@ from .store import SessionStore
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "AlreadyRated",
+    "NotClosed",
     "ChatMessage",
     "IllegalTransition",
     "NotHolder",

@@ -5,6 +5,7 @@
 -- KEYS[1] session hash   KEYS[2] transcript (STREAM)
 -- ARGV[1] sender role   ARGV[2] sender id ('' = none)   ARGV[3] content
 -- ARGV[4] message timestamp (epoch ms)   ARGV[5] max messages   ARGV[6] ttl (s)
+-- ARGV[7] now (epoch ms)
 -- Returns {'ok', id} | {'not_found'} | {'not_holder', holder}
 local sess, msgs = KEYS[1], KEYS[2]
 local sender, sender_id = ARGV[1], ARGV[2]
@@ -20,6 +21,16 @@ if sender == 'agent' then
     return {'not_holder', holder}
   end
 end
+
+if sender == 'customer' then
+  if current == 'waiting_agent' or current == 'agent_active' then
+    redis.call('HINCRBY', sess, 'unread', 1)
+  end
+  redis.call('HSETNX', sess, 'first_message', string.sub(ARGV[3], 1, 200))
+elseif sender == 'agent' then
+  redis.call('HSET', sess, 'unread', 0)
+end
+redis.call('HSET', sess, 'last_activity_at', ARGV[7])
 
 -- exact MAXLEN (not '~'): the transcript keeps exactly as many as the memory store does
 local id = redis.call('XADD', msgs, 'MAXLEN', ARGV[5], '*',

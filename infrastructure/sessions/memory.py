@@ -12,7 +12,9 @@ from collections.abc import Callable
 from infrastructure.events import check_name
 
 from .models import (
+    AlreadyRated,
     ChatMessage,
+    NotClosed,
     NotHolder,
     SenderRole,
     Session,
@@ -24,10 +26,19 @@ from .models import (
     now_ms,
 )
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
-from .transitions import CANCEL_FROM, RELEASE_FROM, apply_transition, check_request
+from .transitions import (
+    CANCEL_FROM,
+    ESCALATE_FROM,
+    RELEASE_FROM,
+    REQUEUE_FROM,
+    apply_transition,
+    check_request,
+)
 
 #: Expired sessions are dropped when touched, and swept at most this often.
 _SWEEP_INTERVAL_MS = 60_000
+#: How many recent waits before an agent are kept for the queue's estimate.
+RECENT_WAITS = 50
 
 
 class InMemorySessionStore:
@@ -52,6 +63,7 @@ class InMemorySessionStore:
         # when the clock does not (the same rule as Redis stream ids).
         self._last_id: dict[str, tuple[int, int]] = {}
         self._last_sweep = clock()
+        self._waits: deque[int] = deque(maxlen=RECENT_WAITS)
 
     # --- internals (all synchronous: atomic on the event loop) ---------------
 
@@ -91,17 +103,57 @@ class InMemorySessionStore:
         agent_id: str | None,
         reason: str | None = None,
         only_from: frozenset[SessionStatus] | None = None,
+        *,
+        front: bool = False,
     ) -> Session:
         check_request(requested, agent_id)
         now = self._clock()
         current = self._load(name, now)
+        queued_at = None
+        if front:  # ahead of everyone waiting now (as front_of_queue in lib.lua)
+            waiting = self._waiting()
+            queued_at = now
+            if waiting and waiting[0].waiting_since is not None:
+                queued_at = min(datetime_to_ms(waiting[0].waiting_since) - 1, now)
         updated = apply_transition(
-            current, requested, agent_id=agent_id, reason=reason, now_ms=now, only_from=only_from
+            current,
+            requested,
+            agent_id=agent_id,
+            reason=reason,
+            now_ms=now,
+            only_from=only_from,
+            queued_at_ms=queued_at,
         )
         if updated is not current:
+            if updated.status is SessionStatus.AGENT_ACTIVE and current.waiting_since:
+                self._waits.appendleft(now - datetime_to_ms(current.waiting_since))
             self._sessions[name] = updated
             self._touch(name, now)
         return updated
+
+    # --- what the in-memory desk reads and moves (synchronous: atomic) ---------
+
+    def move_now(
+        self,
+        name: str,
+        requested: SessionStatus,
+        agent_id: str | None = None,
+        *,
+        front: bool = False,
+    ) -> Session:
+        """A move, checked like every other (the desk's assignment and sweep)."""
+        return self._move(name, requested, agent_id, front=front)
+
+    def waiting_now(self) -> list[Session]:
+        return self._waiting()
+
+    def held_now(self) -> list[Session]:
+        now = self._clock()
+        return [
+            s
+            for name, s in self._sessions.items()
+            if s.status is SessionStatus.AGENT_ACTIVE and not self._expired(name, now)
+        ]
 
     def _waiting(self) -> list[Session]:
         now = self._clock()
@@ -116,7 +168,7 @@ class InMemorySessionStore:
 
     # --- SessionStore ---------------------------------------------------------
 
-    async def create(self, session_name: str) -> Session:
+    async def create(self, session_name: str, display_name: str | None = None) -> Session:
         # The name becomes part of Redis keys (and their hash tag): never let a
         # "{", ":" or "*" in; routes check it too, this is the last line.
         check_name(session_name)
@@ -127,7 +179,9 @@ class InMemorySessionStore:
         if session_name in self._sessions:
             raise SessionExists(session_name)
         at = ms_to_datetime(now)
-        session = Session(session_name=session_name, created_at=at, updated_at=at)
+        session = Session(
+            session_name=session_name, created_at=at, updated_at=at, display_name=display_name
+        )
         self._sessions[session_name] = session
         self._transcripts[session_name] = deque(maxlen=self._max_messages)
         self._touch(session_name, now)
@@ -144,7 +198,36 @@ class InMemorySessionStore:
         return True
 
     async def escalate(self, session_name: str, reason: str | None = None) -> Session:
-        return self._move(session_name, SessionStatus.WAITING_AGENT, None, reason)
+        return self._move(
+            session_name, SessionStatus.WAITING_AGENT, None, reason, only_from=ESCALATE_FROM
+        )
+
+    async def requeue(self, session_name: str, agent_id: str | None = None) -> Session:
+        return self._move(
+            session_name, SessionStatus.WAITING_AGENT, agent_id, only_from=REQUEUE_FROM, front=True
+        )
+
+    async def rate(self, session_name: str, score: int, comment: str | None = None) -> Session:
+        now = self._clock()
+        session = self._load(session_name, now)
+        if session.status is not SessionStatus.CLOSED:
+            raise NotClosed(session_name, session.status)
+        if session.rating is not None:
+            raise AlreadyRated(session_name)
+        rated = session.model_copy(update={"rating": score, "rating_comment": comment or None})
+        self._sessions[session_name] = rated
+        return rated
+
+    async def mark_read(self, session_name: str, agent_id: str) -> Session:
+        session = self._load(session_name, self._clock())
+        if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != agent_id:
+            raise NotHolder(session_name, agent_id, session.agent_id)
+        read = session.model_copy(update={"unread": 0})
+        self._sessions[session_name] = read
+        return read
+
+    async def recent_waits(self) -> list[int]:
+        return list(self._waits)
 
     async def cancel_wait(self, session_name: str) -> Session:
         return self._move(session_name, SessionStatus.AI, None, only_from=CANCEL_FROM)
@@ -204,6 +287,7 @@ class InMemorySessionStore:
         stamp = ms_to_datetime(datetime_to_ms(message.timestamp))
         stored = message.model_copy(update={"id": f"{ms}-{seq}", "timestamp": stamp})
         self._transcripts[name].append(stored)
+        self._sessions[name] = _after_message(session, stored, now)
         self._touch(name, now)
         return stored
 
@@ -217,3 +301,16 @@ class InMemorySessionStore:
 
     async def ping(self) -> bool:
         return True
+
+
+def _after_message(session: Session, message: ChatMessage, now: int) -> Session:
+    """What a message changes in its session (as ``append_message.lua`` does)."""
+    update: dict[str, object] = {"last_activity_at": ms_to_datetime(now)}
+    if message.sender is SenderRole.CUSTOMER:
+        if session.status in (SessionStatus.WAITING_AGENT, SessionStatus.AGENT_ACTIVE):
+            update["unread"] = session.unread + 1
+        if session.first_message is None:
+            update["first_message"] = message.content[:200]
+    elif message.sender is SenderRole.AGENT:
+        update["unread"] = 0
+    return session.model_copy(update=update)

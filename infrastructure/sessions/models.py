@@ -23,20 +23,35 @@ class SessionStatus(StrEnum):
     WAITING_AGENT = "waiting_agent"
     AGENT_ACTIVE = "agent_active"
     CLOSED = "closed"
+    #: The customer left the queue (no open stream for ``CUSTOMER_ABANDON_SECONDS``).
+    ABANDONED = "abandoned"
 
 
 #: The main path is ``ai -> waiting_agent -> agent_active -> ai (release) | closed``.
 #: Beyond it the spec's diagram leaves out, these are allowed too:
 #:   * ``ai -> closed``            the customer leaves before ever asking for a human;
 #:   * ``waiting_agent -> closed`` the customer leaves while queued;
-#:   * ``waiting_agent -> ai``     the customer cancels the request for a human.
+#:   * ``waiting_agent -> ai``     the customer cancels the request for a human;
+#:   * ``waiting_agent -> abandoned`` the customer is gone (no open stream for a while);
+#:   * ``agent_active -> waiting_agent`` its agent is gone: back to the front of the queue;
+#:   * ``abandoned -> ai | waiting_agent | closed`` the customer came back after all.
 #: ``closed`` is terminal: a closed conversation is never reopened (start a new session).
 ALLOWED_TRANSITIONS: Final[dict[SessionStatus, frozenset[SessionStatus]]] = {
     SessionStatus.AI: frozenset({SessionStatus.WAITING_AGENT, SessionStatus.CLOSED}),
     SessionStatus.WAITING_AGENT: frozenset(
-        {SessionStatus.AGENT_ACTIVE, SessionStatus.AI, SessionStatus.CLOSED}
+        {
+            SessionStatus.AGENT_ACTIVE,
+            SessionStatus.AI,
+            SessionStatus.CLOSED,
+            SessionStatus.ABANDONED,
+        }
     ),
-    SessionStatus.AGENT_ACTIVE: frozenset({SessionStatus.AI, SessionStatus.CLOSED}),
+    SessionStatus.AGENT_ACTIVE: frozenset(
+        {SessionStatus.AI, SessionStatus.CLOSED, SessionStatus.WAITING_AGENT}
+    ),
+    SessionStatus.ABANDONED: frozenset(
+        {SessionStatus.AI, SessionStatus.WAITING_AGENT, SessionStatus.CLOSED}
+    ),
     SessionStatus.CLOSED: frozenset(),
 }
 
@@ -85,6 +100,18 @@ class Session(BaseModel):
     waiting_since: datetime | None = None
     #: Why the session was escalated; kept while an agent holds it, cleared back in ``ai``.
     escalation_reason: str | None = None
+    #: The name the customer gave at the start (optional): what agents see in the queue.
+    display_name: str | None = None
+    #: The customer's first message: what agents see in the queue before taking it.
+    first_message: str | None = None
+    #: Customer messages since the holding agent last wrote or read (since the escalation
+    #: while waiting).
+    unread: int = 0
+    #: The last message either way (or the takeover): what the idle close measures.
+    last_activity_at: datetime | None = None
+    #: The customer's rating of a closed chat (1-5) and its comment; once.
+    rating: int | None = None
+    rating_comment: str | None = None
 
 
 class ChatMessage(BaseModel):
@@ -146,6 +173,21 @@ class SessionHeldByAnother(SessionConflict):
         super().__init__(f"{where} is already held by agent {agent_id!r}")
         self.agent_id = agent_id
         self.session_name = session_name
+
+
+class AlreadyRated(SessionConflict):
+    def __init__(self, session_name: str) -> None:
+        super().__init__(f"session {session_name!r} has been rated already (a rating is given once)")
+        self.session_name = session_name
+
+
+class NotClosed(SessionConflict):
+    def __init__(self, session_name: str, status: SessionStatus) -> None:
+        super().__init__(
+            f"session {session_name!r} is {status}: only a closed chat can be rated"
+        )
+        self.session_name = session_name
+        self.status = status
 
 
 class NotHolder(SessionConflict):

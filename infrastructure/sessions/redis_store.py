@@ -37,7 +37,9 @@ from infrastructure.config import Settings
 from infrastructure.events import check_name
 
 from .models import (
+    AlreadyRated,
     ChatMessage,
+    NotClosed,
     IllegalTransition,
     NotHolder,
     SenderRole,
@@ -51,9 +53,27 @@ from .models import (
     now_ms,
 )
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
-from .transitions import CANCEL_FROM, RELEASE_FROM, check_request
+from .transitions import (
+    CANCEL_FROM,
+    ESCALATE_FROM,
+    RELEASE_FROM,
+    REQUEUE_FROM,
+    check_request,
+)
 
 _OK: Final = "ok"
+
+#: The holder has read the chat: its unread count goes back to 0.
+_MARK_READ: Final = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'not_found'} end
+local holder = redis.call('HGET', KEYS[1], 'agent_id') or ''
+if status ~= 'agent_active' or holder ~= ARGV[1] then return {'not_holder', holder} end
+redis.call('HSET', KEYS[1], 'unread', 0)
+local state = redis.call('HGETALL', KEYS[1])
+table.insert(state, 1, 'ok')
+return state
+"""
 
 
 def _text(value: Any) -> str:
@@ -61,8 +81,18 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _script(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+def lua_script(package: str, name: str, *, with_lib: bool = False) -> str:
+    """A script shipped beside a module; ``with_lib``: after ``lib.lua`` (the key layout
+    and the effects of a move, shared by every script that moves sessions)."""
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    if not with_lib:
+        return text
+    lib = resources.files(__package__).joinpath("lib.lua").read_text(encoding="utf-8")
+    return lib + "\n" + text
+
+
+def _script(name: str, *, with_lib: bool = False) -> str:
+    return lua_script(__package__, name, with_lib=with_lib)
 
 
 class SessionKeys:
@@ -71,6 +101,18 @@ class SessionKeys:
         self.queue = f"{prefix}queue:waiting"
         #: session name -> the agent holding it (global, like the queue).
         self.held = f"{prefix}held"
+        #: agent id -> how many chats it holds.
+        self.load = f"{prefix}load"
+        #: The latest waits before an agent (ms), newest first: the queue's estimate.
+        self.waits = f"{prefix}waits"
+        #: Agents seen (presence, assignment).
+        self.agents = f"{prefix}agents"
+
+    def agent(self, agent_id: str) -> str:
+        return f"{self.prefix}agent:{agent_id}"
+
+    def agent_streams(self, agent_id: str) -> str:
+        return f"{self.prefix}conn:{agent_id}"
 
     def session(self, name: str) -> str:
         return f"{self.prefix}sess:{{{name}}}"
@@ -84,6 +126,7 @@ def _session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
         raw = fields.get(field)
         return None if raw is None else ms_to_datetime(int(raw))
 
+    rating = fields.get("rating")
     return Session(
         session_name=name,
         status=SessionStatus(fields["status"]),
@@ -92,6 +135,12 @@ def _session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
         updated_at=when("updated_at"),
         waiting_since=when("waiting_since"),
         escalation_reason=fields.get("escalation_reason") or None,
+        display_name=fields.get("display_name") or None,
+        first_message=fields.get("first_message") or None,
+        unread=int(fields.get("unread") or 0),
+        last_activity_at=when("last_activity_at"),
+        rating=None if rating is None else int(rating),
+        rating_comment=fields.get("rating_comment") or None,
     )
 
 
@@ -137,8 +186,10 @@ class RedisSessionStore:
         self._clock = clock
         self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
         self._create = redis.register_script(_script("create.lua"))
-        self._transition = redis.register_script(_script("transition.lua"))
+        self._transition = redis.register_script(_script("transition.lua", with_lib=True))
         self._append = redis.register_script(_script("append_message.lua"))
+        self._rate = redis.register_script(_script("rate.lua"))
+        self._read_up = redis.register_script(_MARK_READ)
 
     async def _move(
         self,
@@ -147,23 +198,22 @@ class RedisSessionStore:
         agent_id: str | None,
         reason: str | None = None,
         only_from: frozenset[SessionStatus] | None = None,
+        *,
+        front: bool = False,
     ) -> Session:
         check_request(requested, agent_id)
         reply = await self._transition(
-            keys=[
-                self.keys.session(name),
-                self.keys.queue,
-                self.keys.transcript(name),
-                self.keys.held,
-            ],
+            keys=[self.keys.session(name), self.keys.queue],
             args=[
+                self.keys.prefix,
+                name,
                 str(requested),
                 agent_id or "",
                 reason or "",
                 self._clock(),
                 self._ttl,
-                name,
                 ",".join(sorted(only_from)) if only_from else "",
+                "1" if front else "",
             ],
         )
         code = _text(reply[0])
@@ -171,16 +221,20 @@ class RedisSessionStore:
             _raise_for(code, reply, name, requested, agent_id)
         return _session_from_hash(name, _pairs(reply[1:]))
 
-    async def create(self, session_name: str) -> Session:
+    async def create(self, session_name: str, display_name: str | None = None) -> Session:
         # The name becomes part of Redis keys (and their hash tag): never let a
         # "{", ":" or "*" in; routes check it too, this is the last line.
         check_name(session_name)
         now = self._clock()
-        created = await self._create(keys=[self.keys.session(session_name)], args=[now, self._ttl])
+        created = await self._create(
+            keys=[self.keys.session(session_name)], args=[now, self._ttl, display_name or ""]
+        )
         if not int(created):
             raise SessionExists(session_name)
         at = ms_to_datetime(now)
-        return Session(session_name=session_name, created_at=at, updated_at=at)
+        return Session(
+            session_name=session_name, created_at=at, updated_at=at, display_name=display_name
+        )
 
     async def get(self, session_name: str) -> Session:
         raw = await self._read("HGETALL", self.keys.session(session_name))
@@ -206,7 +260,39 @@ class RedisSessionStore:
             return await self._reads.execute(*command)
 
     async def escalate(self, session_name: str, reason: str | None = None) -> Session:
-        return await self._move(session_name, SessionStatus.WAITING_AGENT, None, reason)
+        return await self._move(
+            session_name, SessionStatus.WAITING_AGENT, None, reason, only_from=ESCALATE_FROM
+        )
+
+    async def requeue(self, session_name: str, agent_id: str | None = None) -> Session:
+        return await self._move(
+            session_name, SessionStatus.WAITING_AGENT, agent_id, only_from=REQUEUE_FROM, front=True
+        )
+
+    async def rate(self, session_name: str, score: int, comment: str | None = None) -> Session:
+        reply = await self._rate(
+            keys=[self.keys.session(session_name)], args=[score, comment or "", self._clock()]
+        )
+        code = _text(reply[0])
+        if code == "not_found":
+            raise SessionNotFound(session_name)
+        if code == "not_closed":
+            raise NotClosed(session_name, SessionStatus(_text(reply[1])))
+        if code == "rated":
+            raise AlreadyRated(session_name)
+        return _session_from_hash(session_name, _pairs(reply[1:]))
+
+    async def mark_read(self, session_name: str, agent_id: str) -> Session:
+        reply = await self._read_up(keys=[self.keys.session(session_name)], args=[agent_id])
+        code = _text(reply[0])
+        if code == "not_found":
+            raise SessionNotFound(session_name)
+        if code == "not_holder":
+            raise NotHolder(session_name, agent_id, _text(reply[1]) or None)
+        return _session_from_hash(session_name, _pairs(reply[1:]))
+
+    async def recent_waits(self) -> list[int]:
+        return [int(w) for w in await self._redis.lrange(self.keys.waits, 0, -1)]
 
     async def cancel_wait(self, session_name: str) -> Session:
         return await self._move(session_name, SessionStatus.AI, None, only_from=CANCEL_FROM)
@@ -241,8 +327,11 @@ class RedisSessionStore:
         held = await self._redis.hgetall(self.keys.held)
         names = sorted(_text(n) for n, a in held.items() if _text(a) == agent_id)
         sessions, stale = await self._load_in(names, SessionStatus.AGENT_ACTIVE)
-        if stale:
-            await self._redis.hdel(self.keys.held, *stale)  # expired while held
+        if stale:  # expired while held
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(self.keys.held, *stale)
+                pipe.hincrby(self.keys.load, agent_id, -len(stale))
+                await pipe.execute()
         return [s for s in sessions if s.agent_id == agent_id]
 
     async def _load_in(
@@ -282,6 +371,7 @@ class RedisSessionStore:
                 datetime_to_ms(message.timestamp),
                 self._max_messages,
                 self._ttl,
+                self._clock(),
             ],
         )
         code = _text(reply[0])

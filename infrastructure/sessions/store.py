@@ -25,7 +25,7 @@ class SessionStore(Protocol):
     for a move to ``agent_active`` without an agent id.
     """
 
-    async def create(self, session_name: str) -> Session:
+    async def create(self, session_name: str, display_name: str | None = None) -> Session:
         """A new session in ``ai``. Raises ``SessionExists`` (also for a closed one)."""
         ...
 
@@ -36,7 +36,26 @@ class SessionStore(Protocol):
         ...
 
     async def escalate(self, session_name: str, reason: str | None = None) -> Session:
-        """``ai -> waiting_agent``: sets ``waiting_since`` and joins the queue's tail."""
+        """``ai | abandoned -> waiting_agent``: sets ``waiting_since``, joins the queue's
+        tail."""
+        ...
+
+    async def requeue(self, session_name: str, agent_id: str | None = None) -> Session:
+        """``agent_active -> waiting_agent`` at the front of the queue (its agent handed it
+        back or is gone). With an ``agent_id``, only the holder may."""
+        ...
+
+    async def rate(self, session_name: str, score: int, comment: str | None = None) -> Session:
+        """The customer's rating of a closed chat: ``NotClosed`` before it is closed,
+        ``AlreadyRated`` the second time."""
+        ...
+
+    async def mark_read(self, session_name: str, agent_id: str) -> Session:
+        """The holder has read the chat: ``unread`` back to 0 (``NotHolder`` otherwise)."""
+        ...
+
+    async def recent_waits(self) -> list[int]:
+        """The latest waits before an agent (ms, newest first, at most 50)."""
         ...
 
     async def cancel_wait(self, session_name: str) -> Session:

@@ -32,6 +32,7 @@ def apply_transition(
     reason: str | None,
     now_ms: int,
     only_from: frozenset[SessionStatus] | None = None,
+    queued_at_ms: int | None = None,
 ) -> Session:
     """The session after the move, or the same object when it is a no-op.
 
@@ -40,6 +41,8 @@ def apply_transition(
     being its holder. An agent that names itself must be the holder.
     ``only_from`` narrows the table for a dedicated method: ``release`` and
     ``cancel_wait`` both request ``ai`` but each from one state only.
+    ``queued_at_ms``: the queue time of a session moving to ``waiting_agent`` when it is
+    not ``now_ms`` (a chat returned to the front of the queue).
     """
     check_request(requested, agent_id)
     current = session.status
@@ -70,13 +73,21 @@ def apply_transition(
         "waiting_since": None,
     }
     match requested:
+        case SessionStatus.WAITING_AGENT if current is SessionStatus.AGENT_ACTIVE:
+            # Back in the queue (its agent is gone): the reason and the unread count stay.
+            update["waiting_since"] = ms_to_datetime(queued_at_ms or now_ms)
         case SessionStatus.WAITING_AGENT:
-            update |= {"waiting_since": now, "escalation_reason": reason or None}
+            update |= {
+                "waiting_since": ms_to_datetime(queued_at_ms or now_ms),
+                "escalation_reason": reason or None,
+                "unread": 0,
+            }
         case SessionStatus.AGENT_ACTIVE:
-            update["agent_id"] = agent_id  # the reason stays: the agent reads it
+            # The reason stays: the agent reads it.
+            update |= {"agent_id": agent_id, "last_activity_at": now}
         case SessionStatus.AI:
             update["escalation_reason"] = None
-        case SessionStatus.CLOSED:
+        case SessionStatus.CLOSED | SessionStatus.ABANDONED:
             pass
     return session.model_copy(update=update)
 
@@ -85,3 +96,7 @@ def apply_transition(
 # only, so that a release never cancels a queued request and vice versa.
 RELEASE_FROM = frozenset({SessionStatus.AGENT_ACTIVE})
 CANCEL_FROM = frozenset({SessionStatus.WAITING_AGENT})
+#: A customer (or a service) asks for a human from the bot, or again after leaving the
+#: queue; never from ``agent_active`` (that is :data:`REQUEUE_FROM`, for a gone agent).
+ESCALATE_FROM = frozenset({SessionStatus.AI, SessionStatus.ABANDONED})
+REQUEUE_FROM = frozenset({SessionStatus.AGENT_ACTIVE})

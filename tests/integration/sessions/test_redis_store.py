@@ -54,6 +54,10 @@ async def test_key_layout(store: RedisSessionStore, redis_client: aioredis.Redis
         b"updated_at": str(CLOCK_START_MS + 2).encode(),
         b"waiting_since": str(CLOCK_START_MS + 2).encode(),
         b"escalation_reason": b"refund",
+        # what the queue row shows, and what the agent has not read yet
+        b"first_message": b"hi",
+        b"unread": b"1",
+        b"last_activity_at": str(CLOCK_START_MS + 3).encode(),
     }
     assert await redis_client.zrange("sse:store:queue:waiting", 0, -1, withscores=True) == [
         (b"s1", float(CLOCK_START_MS + 2))

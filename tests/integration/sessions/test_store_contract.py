@@ -42,6 +42,8 @@ async def bring_to(store: SessionStore, name: str, status: SessionStatus) -> Ses
     session = await store.escalate(name, "asked for a human")
     if status is S.AGENT_ACTIVE:
         session = await store.takeover(name, HOLDER)
+    if status is S.ABANDONED:
+        session = await store.set_status(name, S.ABANDONED)
     return session
 
 
@@ -210,17 +212,19 @@ def _dedicated(store: SessionStore, method: str) -> Callable[[], Awaitable[Sessi
         "takeover": lambda: store.takeover("s1", HOLDER),
         "release": lambda: store.release("s1", HOLDER),
         "close": lambda: store.close("s1", HOLDER),
+        "requeue": lambda: store.requeue("s1", HOLDER),
     }
     return calls[method]
 
 
 #: Which state each dedicated method starts from; every other state is illegal.
 LEGAL_FROM = {
-    "escalate": {S.AI},
+    "escalate": {S.AI, S.ABANDONED},
     "cancel_wait": {S.WAITING_AGENT},
     "takeover": {S.WAITING_AGENT, S.AGENT_ACTIVE},  # the holder again: idempotent
     "release": {S.AGENT_ACTIVE},
-    "close": {S.AI, S.WAITING_AGENT, S.AGENT_ACTIVE},
+    "close": {S.AI, S.WAITING_AGENT, S.AGENT_ACTIVE, S.ABANDONED},
+    "requeue": {S.AGENT_ACTIVE},
 }
 
 

@@ -67,12 +67,18 @@ def test_the_transition_table() -> None:
         (S.WAITING_AGENT, S.CLOSED),
         (S.AGENT_ACTIVE, S.AI),
         (S.AGENT_ACTIVE, S.CLOSED),
+        # the desk: a gone customer leaves the queue; a gone agent's chat goes back
+        (S.WAITING_AGENT, S.ABANDONED),
+        (S.AGENT_ACTIVE, S.WAITING_AGENT),
+        (S.ABANDONED, S.AI),
+        (S.ABANDONED, S.WAITING_AGENT),
+        (S.ABANDONED, S.CLOSED),
     }
     assert ALLOWED_TRANSITIONS[S.CLOSED] == frozenset()
 
 
 def test_status_values_are_the_wire_values() -> None:
-    assert [str(s) for s in S] == ["ai", "waiting_agent", "agent_active", "closed"]
+    assert [str(s) for s in S] == ["ai", "waiting_agent", "agent_active", "closed", "abandoned"]
 
 
 @pytest.mark.parametrize(
