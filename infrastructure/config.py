@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     #: Any request body larger than this is a 413.
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1)
 
+    # --- The desk: presence, assignment, the queue (infrastructure/desk) ---
+    #: ``auto``: a waiting chat goes to the online agent with the fewest chats under
+    #: ``AGENT_MAX_CHATS``; ``manual``: agents pick from the queue (takeover works in both).
+    ASSIGNMENT_MODE: Literal["auto", "manual"] = "auto"
+    AGENT_MAX_CHATS: int = Field(default=3, ge=1, le=100)
+    #: An agent with no live stream (or who said offline) this long gets its chats returned
+    #: to the front of the queue.
+    AGENT_OFFLINE_GRACE_SECONDS: float = Field(default=60.0, ge=0)
+    #: A waiting customer with no open stream this long leaves the queue (``abandoned``).
+    CUSTOMER_ABANDON_SECONDS: float = Field(default=120.0, ge=0)
+    #: An agent chat with no message this long closes itself, with a notice.
+    SESSION_IDLE_CLOSE_SECONDS: float = Field(default=1800.0, gt=0)
+    #: How often each replica refreshes its streams' presence and runs the sweep.
+    DESK_TICK_SECONDS: float = Field(default=5.0, gt=0)
+    #: A replica's presence entries expire this long after its last refresh (a crashed
+    #: replica's agents go offline by themselves); keep it above ``DESK_TICK_SECONDS``.
+    PRESENCE_TTL_SECONDS: float = Field(default=15.0, gt=0)
+
     # --- Service identity and HTTP ---
     SERVICE_NAME: str = "cs-realtime"
     CORS_ORIGINS: list[str] = Field(default_factory=list)

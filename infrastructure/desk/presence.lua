@@ -2,12 +2,26 @@
 -- scored by when it expires (the replica refreshes it while the stream is open, so a
 -- crashed replica's entries expire by themselves).
 --
--- ARGV[1] key prefix   ARGV[2] op: 'enter' | 'leave' | 'say'   ARGV[3] kind: 'agent' | 'customer'
+-- ARGV[1] key prefix   ARGV[2] op: 'enter' | 'leave' | 'say' | 'read'
+-- ARGV[3] kind: 'agent' | 'customer'
 -- ARGV[4] replica id   ARGV[5] now (ms)   ARGV[6] expires at (ms)   ARGV[7] status ('say')
 -- ARGV[8..] ids (agent ids or session names)
--- Returns {agent, status, ...}: agents whose presence others see has changed.
+-- Returns {agent, status, ...}: agents whose presence others see has changed; for
+-- 'read', {agent, status, chats, ...} for every agent seen and every id given.
 init_keys(ARGV[1])
 local op, kind, replica, now, expires = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if op == 'read' then
+  local ids = {}
+  for _, id in ipairs(redis.call('SMEMBERS', K.agents)) do ids[id] = true end
+  for i = 8, #ARGV do ids[ARGV[i]] = true end
+  local out = {}
+  for id in pairs(ids) do
+    out[#out + 1] = id
+    out[#out + 1] = presence(id, now)
+    out[#out + 1] = redis.call('HGET', K.load, id) or '0'
+  end
+  return out
+end
 local changed = {}
 -- The key goes with its newest entry (entries are scored; this only collects garbage).
 local function keep_until(key)

@@ -40,7 +40,9 @@ for _, agent in ipairs(redis.call('SMEMBERS', K.agents)) do
     local gone = redis.call('HGET', key, 'gone_since')
     if not gone then
       redis.call('HSET', key, 'gone_since', now)
-    elseif t - tonumber(gone) >= grace then
+      gone = now
+    end
+    if t - tonumber(gone) >= grace then
       for _, name in ipairs(holders[agent]) do
         if redis.call('HGET', sess_key(name), 'status') == 'agent_active' then
           apply_move(name, 'agent_active', agent, 'waiting_agent', '', '', now, ttl,
@@ -64,7 +66,9 @@ for _, name in ipairs(redis.call('ZRANGE', K.queue, 0, -1)) do
     local gone = redis.call('HGET', sess, 'customer_gone_since')
     if not gone then
       redis.call('HSET', sess, 'customer_gone_since', now)
-    elseif t - tonumber(gone) >= abandon then
+      gone = now
+    end
+    if t - tonumber(gone) >= abandon then
       apply_move(name, 'waiting_agent', '', 'abandoned', '', '', now, ttl, '')
       emit('abandoned', name, '')
     end

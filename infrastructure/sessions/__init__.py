@@ -9,9 +9,9 @@ from __future__ import annotations
 from .models import (
     ALLOWED_TRANSITIONS,
     AlreadyRated,
-    NotClosed,
     ChatMessage,
     IllegalTransition,
+    NotClosed,
     NotHolder,
     SenderRole,
     Session,
@@ -28,9 +28,9 @@ from .store import SessionStore
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "AlreadyRated",
-    "NotClosed",
     "ChatMessage",
     "IllegalTransition",
+    "NotClosed",
     "NotHolder",
     "SenderRole",
     "Session",

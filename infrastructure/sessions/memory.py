@@ -144,6 +144,12 @@ class InMemorySessionStore:
         """A move, checked like every other (the desk's assignment and sweep)."""
         return self._move(name, requested, agent_id, front=front)
 
+    def peek(self, name: str) -> Session | None:
+        try:
+            return self._load(name, self._clock())
+        except SessionNotFound:
+            return None
+
     def waiting_now(self) -> list[Session]:
         return self._waiting()
 

@@ -39,8 +39,8 @@ from infrastructure.events import check_name
 from .models import (
     AlreadyRated,
     ChatMessage,
-    NotClosed,
     IllegalTransition,
+    NotClosed,
     NotHolder,
     SenderRole,
     Session,
