@@ -177,15 +177,15 @@ class SessionHeldByAnother(SessionConflict):
 
 class AlreadyRated(SessionConflict):
     def __init__(self, session_name: str) -> None:
-        super().__init__(f"session {session_name!r} has been rated already (a rating is given once)")
+        super().__init__(
+            f"session {session_name!r} has been rated already (a rating is given once)"
+        )
         self.session_name = session_name
 
 
 class NotClosed(SessionConflict):
     def __init__(self, session_name: str, status: SessionStatus) -> None:
-        super().__init__(
-            f"session {session_name!r} is {status}: only a closed chat can be rated"
-        )
+        super().__init__(f"session {session_name!r} is {status}: only a closed chat can be rated")
         self.session_name = session_name
         self.status = status
 

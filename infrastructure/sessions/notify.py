@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,10 @@ def session_payload(session: Session, position: int | None = None) -> dict[str, 
         )
     if session.escalation_reason:
         payload["reason"] = session.escalation_reason
+    if session.display_name:
+        payload["display_name"] = session.display_name
+    if session.first_message:
+        payload["first_message"] = session.first_message
     return payload
 
 
@@ -81,20 +86,46 @@ async def publish_transfer_request(
     )
 
 
+def estimate_wait(recent_waits_ms: list[int], waited_seconds: float) -> float | None:
+    """What is left of a typical wait: the median of the latest waits before an agent,
+    less what this customer has waited already (None until anyone was assigned)."""
+    if not recent_waits_ms:
+        return None
+    median = statistics.median(recent_waits_ms) / 1000
+    return round(max(0.0, median - waited_seconds))
+
+
+def queue_info(
+    session: Session, position: int | None, recent_waits_ms: list[int]
+) -> dict[str, Any]:
+    """The ``queue_position`` event's payload (and ``GET .../queue``'s answer)."""
+    estimate = None
+    if position is not None and session.waiting_since is not None:
+        waited = (datetime.now(UTC) - session.waiting_since).total_seconds()
+        estimate = estimate_wait(recent_waits_ms, waited)
+    return {
+        "session_name": session.session_name,
+        "position": position,
+        "estimated_wait_seconds": estimate,
+    }
+
+
 async def publish_queue_moved(bus: SseBus, store: SessionStore, source: str) -> None:
-    """Tell every waiting session its (new) place; and agents, the queue's length."""
+    """Tell every waiting session its (new) place and wait; and agents, the queue."""
     waiting = await store.queue()
+    waits = await store.recent_waits() if waiting else []
     for place, session in enumerate(waiting, start=1):
-        await bus.publish(
-            Target.session(session.session_name),
-            EventType.STATUS_CHANGE,
-            session_payload(session, place),
-            source,
-        )
+        target = Target.session(session.session_name)
+        await bus.publish(target, EventType.STATUS_CHANGE, session_payload(session, place), source)
+        await bus.publish(target, "queue_position", queue_info(session, place, waits), source)
     await bus.publish(
         Target.broadcast(),
         "queue_changed",
-        {"waiting": [s.session_name for s in waiting], "length": len(waiting)},
+        {
+            "waiting": [s.session_name for s in waiting],
+            "length": len(waiting),
+            "names": {s.session_name: s.display_name for s in waiting if s.display_name},
+        },
         source,
     )
 

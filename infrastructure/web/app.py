@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import secrets
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -27,6 +29,11 @@ from infrastructure.auth.tokens import check_auth_secret
 from infrastructure.bootstrap import sse
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings, get_settings
+from infrastructure.desk.base import Desk
+from infrastructure.desk.memory_desk import InMemoryDesk
+from infrastructure.desk.monitor import DeskMonitor
+from infrastructure.desk.redis_desk import RedisDesk
+from infrastructure.desk.service import DeskService
 from infrastructure.metrics import build_registry
 from infrastructure.sessions import SessionStore
 from infrastructure.sessions.memory import InMemorySessionStore
@@ -74,6 +81,9 @@ def create_service_app(
         sse.set_sse_bus(bus)
         app.state.bus = bus
         app.state.store, close_store = _build_store(bus, settings)
+        app.state.desk = _build_desk(bus, app.state.store, settings, service)
+        app.state.presence = monitor = DeskMonitor(app.state.desk)
+        monitor.start()
         restore = _end_streams_on_signal(bus)
         _tune_gc(settings)
         try:
@@ -84,6 +94,7 @@ def create_service_app(
                     yield
         finally:
             restore()
+            await monitor.stop()
             await bus.stop()
             await close_store()
             sse.set_sse_bus(None)
@@ -128,6 +139,19 @@ def _build_store(
     if bus.manager is None:
         return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
     return RedisSessionStore(bus.manager.redis, settings, reads=bus.manager.pipe), nothing
+
+
+def _build_desk(bus: SseBus, store: SessionStore, settings: Settings, service: str) -> DeskService:
+    """Presence and assignment: on Redis when the bus is (shared by every replica), else
+    in this process over the in-memory store."""
+    desk: Desk
+    if bus.manager is None:
+        assert isinstance(store, InMemorySessionStore)
+        desk = InMemoryDesk(store, settings)
+    else:
+        replica = f"{service}:{os.getpid()}:{secrets.token_hex(4)}"
+        desk = RedisDesk(bus.manager.redis, settings, replica)
+    return DeskService(bus, store, desk, settings, source=service)
 
 
 def _end_streams_on_signal(bus: SseBus) -> Callable[[], None]:

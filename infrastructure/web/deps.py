@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.desk.monitor import DeskMonitor
+from infrastructure.desk.service import DeskService
 from infrastructure.sessions import SessionStore as SessionStoreProtocol
 from infrastructure.web.fast_path import LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY
 
@@ -25,6 +27,16 @@ async def get_store(request: Request) -> SessionStoreProtocol:
     return store
 
 
+async def get_desk(request: Request) -> DeskService:
+    desk: DeskService = request.app.state.desk
+    return desk
+
+
+async def get_presence(request: Request) -> DeskMonitor:
+    presence: DeskMonitor = request.app.state.presence
+    return presence
+
+
 async def get_last_event_id(request: Request) -> str | None:
     """Where a resuming stream client is: ``Last-Event-ID``, else ``?last_event_id=``."""
     return request.headers.get(LAST_EVENT_ID_HEADER) or request.query_params.get(
@@ -33,5 +45,7 @@ async def get_last_event_id(request: Request) -> str | None:
 
 
 Bus = Annotated[SseBus, Depends(get_bus)]
+Desk = Annotated[DeskService, Depends(get_desk)]
+Presence = Annotated[DeskMonitor, Depends(get_presence)]
 LastEventId = Annotated[str | None, Depends(get_last_event_id)]
 SessionStore = Annotated[SessionStoreProtocol, Depends(get_store)]

@@ -43,6 +43,7 @@ from infrastructure.auth.limits import StreamSlots, stream_slots_of
 from infrastructure.auth.tokens import Principal
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings
+from infrastructure.desk.monitor import DeskMonitor
 from infrastructure.sessions import SessionStore
 from infrastructure.web.direct_write import one_write
 
@@ -95,6 +96,11 @@ class FastRequest:
     def store(self) -> SessionStore:
         store: SessionStore = self._values["store"]
         return store
+
+    @property
+    def presence(self) -> DeskMonitor | None:
+        presence: DeskMonitor | None = self._values.get("presence")
+        return presence
 
     @property
     def slots(self) -> StreamSlots:

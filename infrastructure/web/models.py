@@ -21,6 +21,12 @@ class SessionPublic(BaseModel):
     queue_position: int | None = None
     #: Seconds since the customer asked for a human, while ``waiting_agent``.
     waited_seconds: float | None = None
+    display_name: str | None = None
+    first_message: str | None = None
+    #: Customer messages the holding agent has not read yet.
+    unread: int = 0
+    rating: int | None = None
+    rating_comment: str | None = None
 
     @classmethod
     def of(cls, session: Session, position: int | None = None) -> SessionPublic:
@@ -37,6 +43,14 @@ class SessionPublic(BaseModel):
             queue_position=position if session.status is SessionStatus.WAITING_AGENT else None,
             waited_seconds=waited,
         )
+
+
+class QueuePlace(BaseModel):
+    session_name: str
+    #: 1-based; null when the session is not waiting.
+    position: int | None
+    #: What is left of the median of the latest waits; null without data or not waiting.
+    estimated_wait_seconds: float | None
 
 
 class MessagePublic(BaseModel):

@@ -24,10 +24,10 @@ from infrastructure.auth.tokens import SERVICE_ROLE, Principal
 from infrastructure.config import Settings
 from infrastructure.events import AGENT_KIND, NAME_PATTERN, SESSION_KIND, Target
 from infrastructure.metrics import render
-from infrastructure.web.deps import Bus, LastEventId, SessionStore
+from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.fast_path import FastRequest, FastRoute, NotFast, as_json
-from infrastructure.web.models import EventAccepted, MessagePublic, Readiness
+from infrastructure.web.models import EventAccepted, MessagePublic, QueuePlace, Readiness
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, fast_session_events, open_session_stream
 
@@ -218,10 +218,21 @@ async def session_events(
     slots: StreamSlotsDep,
     store: SessionStore,
     last_event_id: LastEventId,
+    presence: Presence,
 ) -> EventStreamResponse:
     """The session's events as Server-Sent Events (``: ping`` every ``SSE_HEARTBEAT_SECONDS``);
-    resume with ``Last-Event-ID``."""
-    return await open_session_stream(store, bus, slots, principal, session_name, last_event_id)
+    resume with ``Last-Event-ID``. A waiting customer with no stream open for
+    ``CUSTOMER_ABANDON_SECONDS`` leaves the queue."""
+    return await open_session_stream(
+        store, bus, slots, principal, session_name, last_event_id, presence
+    )
+
+
+@router.get("/api/sessions/{session_name}/queue", response_model=QueuePlace, tags=["sessions"])
+async def queue_place(session_name: SessionNamePath, _: SessionAccess, desk: Desk) -> QueuePlace:
+    """The customer's place in the queue and the wait to expect (from the latest real
+    waits: what is left of their median); both null when not waiting."""
+    return QueuePlace.model_validate(await desk.queue_of(session_name))
 
 
 #: Served ahead of FastAPI by both services (see infrastructure/web/fast_path.py).

@@ -10,6 +10,7 @@ from infrastructure.auth.dependencies import require_session_access
 from infrastructure.auth.limits import StreamSlots
 from infrastructure.auth.tokens import Principal
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.desk.monitor import DeskMonitor
 from infrastructure.events import Target
 from infrastructure.sessions import SessionNotFound, SessionStore
 from infrastructure.web.fast_path import FastRequest
@@ -27,10 +28,10 @@ async def open_event_stream(
     principal: Principal,
     targets: Sequence[Target],
     last_event_id: str | None,
-    heartbeat_seconds: float | None = None,
+    presence: DeskMonitor | None = None,
 ) -> EventStreamResponse:
     """Resume after ``last_event_id`` (if any) and stream. 503 while shutting down: the
-    client retries elsewhere."""
+    client retries elsewhere. With ``presence``, the caller is present while it lasts."""
     if not bus.accepting:
         raise HTTPException(503, "shutting down", headers={"Retry-After": "1"})
     slot = slots.acquire(principal)
@@ -39,9 +40,15 @@ async def open_event_stream(
     except BaseException:
         slot.release()
         raise
-    return EventStreamResponse(
-        bus, listener, heartbeat_seconds=heartbeat_seconds, on_close=slot.release
-    )
+    if presence is None:
+        return EventStreamResponse(bus, listener, on_close=slot.release)
+    leave = presence.enter(principal)
+
+    def closed() -> None:
+        slot.release()
+        leave()
+
+    return EventStreamResponse(bus, listener, on_close=closed)
 
 
 async def open_session_stream(
@@ -51,13 +58,14 @@ async def open_session_stream(
     principal: Principal,
     session_name: str,
     last_event_id: str | None,
+    presence: DeskMonitor | None = None,
 ) -> EventStreamResponse:
     """``GET /api/sessions/{session_name}/events`` of both services: 404 for a session
-    that does not exist, else its stream."""
+    that does not exist, else its stream (a customer's keeps it in the queue)."""
     if not await store.exists(session_name):
         raise SessionNotFound(session_name)
     return await open_event_stream(
-        bus, slots, principal, [Target.session(session_name)], last_event_id
+        bus, slots, principal, [Target.session(session_name)], last_event_id, presence
     )
 
 
@@ -66,5 +74,11 @@ async def fast_session_events(request: FastRequest) -> EventStreamResponse:
     session_name = request.params["session_name"]
     principal = require_session_access(request.stream_principal(), session_name)
     return await open_session_stream(
-        request.store, request.bus, request.slots, principal, session_name, request.last_event_id
+        request.store,
+        request.bus,
+        request.slots,
+        principal,
+        session_name,
+        request.last_event_id,
+        request.presence,
     )

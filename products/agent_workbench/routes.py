@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -21,7 +22,7 @@ from infrastructure.auth.dependencies import (
 from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
 from infrastructure.auth.tokens import Role
 from infrastructure.sessions import SessionStatus
-from infrastructure.web.deps import Bus, LastEventId, SessionStore
+from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.fast_path import FastRequest, FastRoute
 from infrastructure.web.limits import check_message_size
@@ -29,12 +30,17 @@ from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
 from products.agent_workbench.handlers import agents, sessions
+from products.agent_workbench.handlers import desk as desk_handlers
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
     AgentAction,
     AgentLogin,
+    AgentLogout,
     AgentMessageCreate,
+    AgentPublic,
+    AgentStatusUpdate,
     AgentToken,
+    LogoutResult,
 )
 
 router = APIRouter()
@@ -46,19 +52,52 @@ async def index() -> FileResponse:
 
 
 @router.post("/api/agents/login", response_model=AgentToken, tags=["agents"])
-async def login(body: AgentLogin, settings: SettingsDep, response: Response) -> AgentToken:
+async def login(
+    body: AgentLogin, settings: SettingsDep, response: Response, desk: Desk
+) -> AgentToken:
     try:
         token = await agents.login(settings, body.agent_id, body.password)
     except agents.LoginFailed as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
     set_auth_cookie(response, settings, Role.AGENT, token)
+    await desk_handlers.signed_in(desk, body.agent_id)
     return AgentToken(agent_id=body.agent_id, token=token)
 
 
-@router.post("/api/agents/logout", status_code=204, tags=["agents"])
-async def logout(settings: SettingsDep, response: Response) -> None:
-    """Forget the page's stream cookie (tokens themselves expire on their own)."""
+@router.post("/api/agents/logout", response_model=LogoutResult, tags=["agents"])
+async def logout(
+    principal: CurrentAgent,
+    settings: SettingsDep,
+    response: Response,
+    desk: Desk,
+    body: AgentLogout | None = None,
+) -> LogoutResult:
+    """Sign out: offline at once, the chats held back to the front of the queue (unless
+    ``hand_back`` is false), and the page's stream cookie forgotten."""
+    handed = await desk_handlers.sign_out(desk, principal.subject, body.hand_back if body else True)
     clear_auth_cookie(response, settings, Role.AGENT)
+    return LogoutResult(handed_back=handed)
+
+
+@router.get("/api/agents", response_model=list[AgentPublic], tags=["agents"])
+async def list_agents(_: CurrentAgent, desk: Desk) -> list[AgentPublic]:
+    """Every agent: presence, chats held, capacity."""
+    return [AgentPublic(**asdict(a)) for a in await desk.agents()]
+
+
+@router.get("/api/agents/me/sessions", response_model=list[SessionPublic], tags=["agents"])
+async def my_sessions(principal: CurrentAgent, desk: Desk) -> list[SessionPublic]:
+    """The chats the calling agent holds, with unread counts (every page load and
+    reconnect asks: a new tab shows the same chats)."""
+    return await desk_handlers.my_sessions(desk, principal.subject)
+
+
+@router.put("/api/agents/me/status", response_model=AgentPublic, tags=["agents"])
+async def put_status(body: AgentStatusUpdate, principal: CurrentAgent, desk: Desk) -> AgentPublic:
+    """``online`` takes chats, ``away`` keeps its chats but gets no new ones, ``offline``
+    (its chats go back to the queue after ``AGENT_OFFLINE_GRACE_SECONDS``)."""
+    presence = await desk_handlers.set_status(desk, principal.subject, body.status)
+    return AgentPublic(**asdict(presence))
 
 
 @router.get("/api/agents/{agent_id}/sessions", response_model=list[SessionPublic], tags=["agents"])
@@ -102,10 +141,12 @@ async def agent_events(
     bus: Bus,
     slots: StreamSlotsDep,
     last_event_id: LastEventId,
+    presence: Presence,
 ) -> EventStreamResponse:
-    """The agent's own events and every broadcast (new transfer requests)."""
+    """The agent's own events and every broadcast (new transfer requests, presence). While
+    one is open on any replica, the agent is present."""
     return await open_event_stream(
-        bus, slots, principal, sessions.agent_targets(agent_id), last_event_id
+        bus, slots, principal, sessions.agent_targets(agent_id), last_event_id, presence
     )
 
 
@@ -118,6 +159,7 @@ async def _fast_agent_events(request: FastRequest) -> EventStreamResponse:
         principal,
         sessions.agent_targets(agent_id),
         request.last_event_id,
+        request.presence,
     )
 
 
@@ -131,11 +173,10 @@ async def takeover(
     session_name: SessionNamePath,
     body: AgentAction,
     principal: CurrentAgent,
-    bus: Bus,
-    store: SessionStore,
+    desk: Desk,
 ) -> SessionPublic:
     require_agent_identity(principal, body.agent_id)
-    return SessionPublic.of(await sessions.takeover(bus, store, session_name, body.agent_id))
+    return SessionPublic.of(await sessions.takeover(desk, session_name, body.agent_id))
 
 
 @router.post(
@@ -145,12 +186,11 @@ async def release(
     session_name: SessionNamePath,
     body: AgentAction,
     principal: CurrentAgent,
-    bus: Bus,
-    store: SessionStore,
+    desk: Desk,
 ) -> SessionPublic:
     """Hand the session back to the bot."""
     require_agent_identity(principal, body.agent_id)
-    return SessionPublic.of(await sessions.release(bus, store, session_name, body.agent_id))
+    return SessionPublic.of(await sessions.release(desk, session_name, body.agent_id))
 
 
 @router.post("/api/sessions/{session_name}/close", response_model=SessionPublic, tags=["sessions"])
@@ -158,11 +198,19 @@ async def close(
     session_name: SessionNamePath,
     body: AgentAction,
     principal: CurrentAgent,
-    bus: Bus,
-    store: SessionStore,
+    desk: Desk,
 ) -> SessionPublic:
+    """Close the chat (the agent holding it); the customer is asked for a rating."""
     require_agent_identity(principal, body.agent_id)
-    return SessionPublic.of(await sessions.close(bus, store, session_name, body.agent_id))
+    return SessionPublic.of(await sessions.close(desk, session_name, body.agent_id))
+
+
+@router.post("/api/sessions/{session_name}/read", response_model=SessionPublic, tags=["sessions"])
+async def mark_read(
+    session_name: SessionNamePath, principal: CurrentAgent, store: SessionStore
+) -> SessionPublic:
+    """The holding agent has read the chat: its unread count goes back to 0."""
+    return SessionPublic.of(await sessions.mark_read(store, session_name, principal.subject))
 
 
 @router.post(

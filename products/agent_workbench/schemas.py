@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from infrastructure.desk.models import AgentStatus
 from infrastructure.events import NAME_PATTERN
 
 
@@ -29,3 +30,26 @@ class AgentAction(_Strict):
 class AgentMessageCreate(_Strict):
     agent_id: str = Field(pattern=NAME_PATTERN)
     content: str = Field(min_length=1)
+
+
+class AgentStatusUpdate(_Strict):
+    #: ``online`` (takes chats), ``away`` (keeps its chats, gets no new ones), ``offline``.
+    status: AgentStatus
+
+
+class AgentLogout(_Strict):
+    #: True (the default): the chats this agent holds go back to the front of the queue;
+    #: false: the agent keeps them (it comes back within ``AGENT_OFFLINE_GRACE_SECONDS``).
+    hand_back: bool = True
+
+
+class AgentPublic(BaseModel):
+    agent_id: str
+    status: AgentStatus
+    chats: int
+    capacity: int
+
+
+class LogoutResult(BaseModel):
+    #: The sessions handed back to the queue.
+    handed_back: list[str]

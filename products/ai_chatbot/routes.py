@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
 from infrastructure.auth.dependencies import (
+    CurrentPrincipal,
     ServiceCaller,
     SessionAccess,
     SessionNamePath,
@@ -18,7 +19,7 @@ from infrastructure.auth.dependencies import (
 )
 from infrastructure.auth.limits import RateLimitedPrincipal
 from infrastructure.auth.tokens import Role
-from infrastructure.web.deps import Bus, SessionStore
+from infrastructure.web.deps import Bus, Desk, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
@@ -31,6 +32,7 @@ from products.ai_chatbot.schemas import (
     EscalateRequest,
     ManualMessage,
     MessageCreate,
+    RatingCreate,
     SessionCreate,
     SessionCreated,
 )
@@ -60,7 +62,10 @@ async def create_session(
 ) -> SessionCreated:
     """Start a conversation with the bot; the answer carries the customer's token."""
     session, token = await sessions.create_session(
-        store, settings, body.session_name if body else None
+        store,
+        settings,
+        body.session_name if body else None,
+        body.display_name if body else None,
     )
     set_auth_cookie(response, settings, Role.CUSTOMER, token)
     return SessionCreated(session_name=session.session_name, status=session.status, token=token)
@@ -84,8 +89,7 @@ async def post_message(
     session_name: SessionNamePath,
     body: MessageCreate,
     principal: RateLimitedPrincipal,
-    bus: Bus,
-    store: SessionStore,
+    desk: Desk,
     responder: BotResponder,
     settings: SettingsDep,
 ) -> CustomerMessageAccepted:
@@ -94,7 +98,7 @@ async def post_message(
     require_role(principal, Role.CUSTOMER)
     require_session_access(principal, session_name)
     check_message_size(settings, body.content)
-    result = await messages.customer_message(bus, store, responder, session_name, body.content)
+    result = await messages.customer_message(desk, responder, session_name, body.content)
     return CustomerMessageAccepted(
         message=MessagePublic.of(result.message),
         status=result.status,
@@ -105,13 +109,14 @@ async def post_message(
 
 @router.post("/api/manual/escalate", response_model=SessionPublic, tags=["manual"])
 async def escalate(
-    body: EscalateRequest, principal: RateLimitedPrincipal, bus: Bus, store: SessionStore
+    body: EscalateRequest, principal: RateLimitedPrincipal, desk: Desk
 ) -> SessionPublic:
-    """转人工: the session waits for an agent; agents hear of it at once."""
+    """转人工: the session waits for an agent; agents hear of it at once (in ``auto`` mode
+    the least busy online agent gets it at once)."""
     require_role(principal, Role.CUSTOMER, Role.SERVICE)
     require_session_access(principal, body.session_name)
-    session = await manual.manual_escalate(bus, store, body.session_name, body.reason)
-    return SessionPublic.of(session, await store.queue_position(session.session_name))
+    session = await manual.manual_escalate(desk, body.session_name, body.reason)
+    return SessionPublic.of(session, await desk.store.queue_position(session.session_name))
 
 
 @router.post("/api/manual/message", status_code=201, response_model=MessagePublic, tags=["manual"])
@@ -132,14 +137,31 @@ async def manual_message(
 
 
 @router.post("/api/manual/callback", response_model=SessionPublic, tags=["manual"])
-async def callback(
-    body: CallbackRequest, _: ServiceCaller, bus: Bus, store: SessionStore
-) -> SessionPublic:
+async def callback(body: CallbackRequest, _: ServiceCaller, desk: Desk) -> SessionPublic:
     """An outside system reports a status change (service token)."""
+    store = desk.store
     try:
-        session = await manual.notify_callback(
-            bus, store, body.session_name, body.status, body.agent_id
-        )
+        session = await manual.notify_callback(desk, body.session_name, body.status, body.agent_id)
     except ValueError as exc:  # e.g. agent_active without an agent_id
         raise unprocessable(str(exc), "body", "status") from None
     return SessionPublic.of(session, await store.queue_position(session.session_name))
+
+
+@router.post(
+    "/api/sessions/{session_name}/rating",
+    status_code=201,
+    response_model=SessionPublic,
+    tags=["sessions"],
+    responses={409: {"description": "the chat is not closed yet, or was rated already"}},
+)
+async def rate(
+    session_name: SessionNamePath,
+    body: RatingCreate,
+    principal: CurrentPrincipal,
+    bus: Bus,
+    store: SessionStore,
+) -> SessionPublic:
+    """The customer rates its closed chat (1-5, an optional comment), once."""
+    require_role(principal, Role.CUSTOMER)
+    require_session_access(principal, session_name)
+    return SessionPublic.of(await sessions.rate(bus, store, session_name, body.score, body.comment))

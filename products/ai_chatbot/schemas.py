@@ -19,6 +19,8 @@ class _Strict(BaseModel):
 class SessionCreate(_Strict):
     #: Chosen by the caller, or generated.
     session_name: str | None = Field(default=None, pattern=NAME_PATTERN, description=_NAME_DOC)
+    #: What agents call the customer (optional): shown in the queue and in notices.
+    display_name: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class SessionCreated(BaseModel):
@@ -65,3 +67,8 @@ __all__ = [
     "SessionCreated",
     "SessionPublic",
 ]
+
+
+class RatingCreate(_Strict):
+    score: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
+    comment: str | None = Field(default=None, max_length=2000)

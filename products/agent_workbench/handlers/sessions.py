@@ -8,6 +8,7 @@ the holder.
 from __future__ import annotations
 
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.desk.service import DeskService
 from infrastructure.events import Target
 from infrastructure.sessions import (
     ChatMessage,
@@ -17,7 +18,7 @@ from infrastructure.sessions import (
     SessionStatus,
     SessionStore,
 )
-from infrastructure.sessions.notify import publish_message, publish_queue_moved, publish_status
+from infrastructure.sessions.notify import publish_message, publish_status
 from infrastructure.web.models import SessionPublic
 
 SOURCE = "agent_workbench"
@@ -52,33 +53,47 @@ def agent_targets(agent_id: str) -> list[Target]:
     return [Target.agent(agent_id), Target.broadcast()]
 
 
-async def takeover(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
+async def takeover(desk: DeskService, session_name: str, agent_id: str) -> Session:
+    """A manual pick from the queue (both modes): of many agents at once, one wins."""
+    bus, store = desk.bus, desk.store
     before = await store.get(session_name)
     session = await store.takeover(session_name, agent_id)
     if before.status is not SessionStatus.AGENT_ACTIVE:
         # The customer sees "agent <id> joined"; those behind in the queue move up.
         await publish_status(bus, store, session, SOURCE, previous=before.status)
-        await publish_queue_moved(bus, store, SOURCE)
+        await desk.queue_changed()
     return session
 
 
-async def release(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
-    session = await store.release(session_name, agent_id)
+async def release(desk: DeskService, session_name: str, agent_id: str) -> Session:
+    """Back to the bot; the agent's freed slot takes the oldest waiting chat."""
+    session = await desk.store.release(session_name, agent_id)
     await publish_status(
-        bus, store, session, SOURCE, previous=SessionStatus.AGENT_ACTIVE, previous_agent=agent_id
+        desk.bus,
+        desk.store,
+        session,
+        SOURCE,
+        previous=SessionStatus.AGENT_ACTIVE,
+        previous_agent=agent_id,
     )
+    await desk.queue_changed()
     return session
 
 
-async def close(bus: SseBus, store: SessionStore, session_name: str, agent_id: str) -> Session:
+async def close(desk: DeskService, session_name: str, agent_id: str) -> Session:
+    """Closed by the agent holding it; the customer's page then asks for a rating."""
+    bus, store = desk.bus, desk.store
     before = await store.get(session_name)
     session = await store.close(session_name, agent_id)
     await publish_status(
         bus, store, session, SOURCE, previous=before.status, previous_agent=before.agent_id
     )
-    if before.status is SessionStatus.WAITING_AGENT:
-        await publish_queue_moved(bus, store, SOURCE)
+    await desk.queue_changed()
     return session
+
+
+async def mark_read(store: SessionStore, session_name: str, agent_id: str) -> Session:
+    return await store.mark_read(session_name, agent_id)
 
 
 async def agent_message(

@@ -10,6 +10,7 @@ status change; it is checked and published like any other.
 from __future__ import annotations
 
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.desk.service import DeskService
 from infrastructure.sessions import (
     ChatMessage,
     SenderRole,
@@ -19,7 +20,6 @@ from infrastructure.sessions import (
 )
 from infrastructure.sessions.notify import (
     publish_message,
-    publish_queue_moved,
     publish_status,
     publish_transfer_request,
 )
@@ -28,12 +28,17 @@ SOURCE = "ai_chatbot"
 
 
 async def manual_escalate(
-    bus: SseBus, store: SessionStore, session_name: str, reason: str | None = None
+    desk: DeskService, session_name: str, reason: str | None = None
 ) -> Session:
+    """The customer waits for an agent: every agent hears of it, and (in ``auto`` mode) the
+    least busy online agent gets it at once."""
+    bus, store = desk.bus, desk.store
+    before = await store.get(session_name)
     session = await store.escalate(session_name, reason)
-    await publish_status(bus, store, session, SOURCE, previous=SessionStatus.AI)
+    await publish_status(bus, store, session, SOURCE, previous=before.status)
     await publish_transfer_request(bus, store, session, SOURCE)
-    return session
+    await desk.queue_changed()
+    return await store.get(session_name)
 
 
 async def manual_message(
@@ -48,12 +53,12 @@ async def manual_message(
 
 
 async def notify_callback(
-    bus: SseBus,
-    store: SessionStore,
+    desk: DeskService,
     session_name: str,
     status: SessionStatus,
     agent_id: str | None = None,
 ) -> Session:
+    bus, store = desk.bus, desk.store
     before = await store.get(session_name)
     session = await store.set_status(session_name, status, agent_id)
     await publish_status(
@@ -61,6 +66,8 @@ async def notify_callback(
     )
     if status is SessionStatus.WAITING_AGENT:
         await publish_transfer_request(bus, store, session, SOURCE)
-    elif before.status is SessionStatus.WAITING_AGENT:
-        await publish_queue_moved(bus, store, SOURCE)
+    if SessionStatus.WAITING_AGENT in (status, before.status) or (
+        before.status is SessionStatus.AGENT_ACTIVE
+    ):
+        await desk.queue_changed()
     return session

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.desk.service import DeskService
 from infrastructure.events import EventType, Target
-from infrastructure.sessions import ChatMessage, SenderRole, SessionStatus, SessionStore
+from infrastructure.sessions import ChatMessage, SenderRole, SessionStatus
 from infrastructure.sessions.notify import publish_message
 from products.ai_chatbot.handlers.manual import SOURCE, manual_escalate, manual_message
 from products.ai_chatbot.responders.base import Responder, wants_human
@@ -27,9 +27,15 @@ class CustomerMessageResult:
 
 
 async def customer_message(
-    bus: SseBus, store: SessionStore, responder: Responder, session_name: str, content: str
+    desk: DeskService, responder: Responder, session_name: str, content: str
 ) -> CustomerMessageResult:
+    bus, store = desk.bus, desk.store
     session = await store.get(session_name)
+    if session.status is SessionStatus.ABANDONED:
+        # Back after leaving the queue: they still want a human (at the queue's tail).
+        message = await manual_message(bus, store, session_name, content)
+        escalated = await manual_escalate(desk, session_name, reason=content[:200])
+        return CustomerMessageResult(message, escalated.status, escalated=True)
     if session.status is not SessionStatus.AI:
         message = await manual_message(bus, store, session_name, content)
         return CustomerMessageResult(message, session.status)
@@ -39,7 +45,7 @@ async def customer_message(
     )
     await publish_message(bus, message, SOURCE)
     if wants_human(content):
-        escalated = await manual_escalate(bus, store, session_name, reason=content[:200])
+        escalated = await manual_escalate(desk, session_name, reason=content[:200])
         return CustomerMessageResult(message, escalated.status, escalated=True)
 
     history = await store.messages(session_name, limit=HISTORY_FOR_BOT)

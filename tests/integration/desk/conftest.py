@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,7 +20,7 @@ from infrastructure.sessions.store import SessionStore
 from tests.integration.sessions.fakes import FakeClock
 
 #: Small figures, so the tests read them off easily.
-DESK_SETTINGS = {
+DESK_SETTINGS: dict[str, Any] = {
     "AGENT_MAX_CHATS": 3,
     "AGENT_OFFLINE_GRACE_SECONDS": 60,
     "CUSTOMER_ABANDON_SECONDS": 120,
