@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     #: Per token, per process, on message endpoints; bursts of up to ``RATE_LIMIT_BURST``.
     RATE_LIMIT_PER_MINUTE: int = Field(default=60, ge=1)
     RATE_LIMIT_BURST: int = Field(default=20, ge=1)
+    #: 转人工 (``POST /api/manual/escalate``, or a message asking for a human that the message
+    #: limit refused): its own bucket per token, so the message limit never blocks it.
+    ESCALATION_RATE_LIMIT_PER_MINUTE: int = Field(default=30, ge=1)
+    ESCALATION_RATE_LIMIT_BURST: int = Field(default=10, ge=1)
     MAX_JSON_DEPTH: int = Field(default=32, ge=1)
 
     @property
