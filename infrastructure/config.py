@@ -9,8 +9,10 @@ cache with ``get_settings.cache_clear()``.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -98,3 +100,11 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables ``path`` (a ``.env`` file) sets, parsed as :class:`Settings` parses it
+    (python-dotenv: quotes removed, ``${VAR}`` expanded); ``{}`` when there is no such file."""
+    if not path.is_file():
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
