@@ -9,11 +9,9 @@
    with its data in ``.run/redis``.
 2. Makes sure ``.env`` (git-ignored) holds an ``AUTH_SECRET=`` line, writing a random one the
    first time, so that the services never run on the shipped development secret.
-3. Makes sure an agent can sign in: with no ``AGENTS`` configured, creates ``agent1`` with a
-   random password (its hash into ``AGENTS`` in ``.env``, the password into
-   ``.run/first-agent.json``, mode 0600), and prints it on every run while it still matches.
-4. Starts both services with uvicorn, waits for their ``/healthz``, prints the pages' URLs and
-   how to sign in on the agent page.
+3. Makes sure an agent can sign in (``passwords.ensure_agent_account``: the first run creates
+   ``agent1``, its password kept in ``.run/first-agent.json``, mode 0600).
+4. Starts both services, waits for their ``/healthz``, prints the pages and how to sign in.
 5. On Ctrl-C or SIGTERM stops the services (SIGTERM, bounded wait, then SIGKILL) and then Redis
    if it started it, each by the PID it started; if any child dies on its own, stops the rest
    and exits non-zero.
@@ -52,7 +50,7 @@ if str(REPO_ROOT) not in sys.path:  # run as `python scripts/run_dev.py` from a 
 import redis  # noqa: E402
 
 from infrastructure.auth.agent_file import set_env_value  # noqa: E402
-from infrastructure.auth.passwords import SignIn, ensure_agent_account  # noqa: E402
+from infrastructure.auth.passwords import ensure_agent_account  # noqa: E402
 from infrastructure.config import Settings, read_env_file  # noqa: E402
 
 SERVICES = (
@@ -275,16 +273,8 @@ def ensure_auth_secret(path: Path) -> None:
 FIRST_AGENT_FILE = "first-agent.json"
 
 
-def first_run_account(env_file: Path, run_dir: Path) -> SignIn:
-    try:
-        sign_in = ensure_agent_account(
-            env_file, run_dir / FIRST_AGENT_FILE, lambda: Settings(_env_file=env_file)
-        )
-    except ValueError as exc:  # e.g. AGENTS that is not JSON, an id outside the pattern
-        raise StartupError(str(exc)) from None
-    if sign_in.created:
-        log(f"first run: created an agent account, its hash in AGENTS in {env_file}")
-    return sign_in
+def load_settings(env_file: Path) -> Settings:
+    return Settings(_env_file=env_file)
 
 
 # --- services --------------------------------------------------------------------------------
@@ -359,13 +349,17 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_auth_secret(args.env_file)
     try:
-        sign_in = first_run_account(args.env_file, args.run_dir)
-    except StartupError as exc:
+        sign_in = ensure_agent_account(
+            args.env_file, args.run_dir / FIRST_AGENT_FILE, lambda: load_settings(args.env_file)
+        )
+    except ValueError as exc:  # e.g. AGENTS that is not JSON, an id outside the pattern
         log(f"error: {exc}")
         return 1
+    if sign_in.created:
+        log(f"first run: created an agent account, its hash in AGENTS in {args.env_file}")
     # The process environment wins over the file, as in pydantic-settings.
     child_env = {**read_env_file(args.env_file), **os.environ}
-    settings = Settings(_env_file=args.env_file)
+    settings = load_settings(args.env_file)
     child_env["REDIS_URL"] = settings.REDIS_URL
 
     redis_child: Child | None = None
@@ -400,10 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  {'redis':<16} {settings.REDIS_URL}")
         log(f"customer page: {urls[0]} — agent page: {urls[1]}, {sign_in.describe()}")
         if sign_in.credentials is not None:
-            log(
-                f"  (the password is kept in {args.run_dir / FIRST_AGENT_FILE}, mode 0600; "
-                "shown while it still matches AGENTS)"
-            )
+            log(f"  (kept in {args.run_dir / FIRST_AGENT_FILE}, shown while it matches AGENTS)")
         log("Ctrl-C stops everything.")
 
         everyone = [*services, *([redis_child] if redis_child else [])]
