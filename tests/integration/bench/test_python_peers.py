@@ -59,7 +59,9 @@ async def test_peer_delivers_each_event_once_in_order_to_its_channel(
         for name in STREAMS:
             for n in range(EVENTS):
                 body = orjson.dumps({"t": time.time_ns(), "n": n})
-                status, reply = await publisher.post(f"/api/events/session/{name}?type=bench", body)
+                status, reply = await publisher.post(
+                    f"/api/events/session/{name}?type=bench", body
+                )
                 assert status in (200, 202), (status, reply)
 
         expected = EVENTS * len(paths)
