@@ -9,8 +9,10 @@ cache with ``get_settings.cache_clear()``.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -102,6 +104,10 @@ class Settings(BaseSettings):
     #: Per token, per process, on message endpoints; bursts of up to ``RATE_LIMIT_BURST``.
     RATE_LIMIT_PER_MINUTE: int = Field(default=60, ge=1)
     RATE_LIMIT_BURST: int = Field(default=20, ge=1)
+    #: 转人工 (``POST /api/manual/escalate``, or a message asking for a human that the message
+    #: limit refused): its own bucket per token, so the message limit never blocks it.
+    ESCALATION_RATE_LIMIT_PER_MINUTE: int = Field(default=30, ge=1)
+    ESCALATION_RATE_LIMIT_BURST: int = Field(default=10, ge=1)
     MAX_JSON_DEPTH: int = Field(default=32, ge=1)
 
     @property
@@ -112,3 +118,11 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables ``path`` (a ``.env`` file) sets, parsed as :class:`Settings` parses it
+    (python-dotenv: quotes removed, ``${VAR}`` expanded); ``{}`` when there is no such file."""
+    if not path.is_file():
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}

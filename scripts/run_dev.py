@@ -9,12 +9,14 @@
    with its data in ``.run/redis``.
 2. Makes sure ``.env`` (git-ignored) holds an ``AUTH_SECRET=`` line, writing a random one the
    first time, so that the services never run on the shipped development secret.
-3. Starts both services with uvicorn, waits for their ``/healthz``, prints the URLs.
-4. On Ctrl-C or SIGTERM stops the services (SIGTERM, bounded wait, then SIGKILL) and then Redis
+3. Makes sure an agent can sign in (``passwords.ensure_agent_account``: the first run creates
+   ``agent1``, its password kept in ``.run/first-agent.json``, mode 0600).
+4. Starts both services, waits for their ``/healthz``, prints the pages and how to sign in.
+5. On Ctrl-C or SIGTERM stops the services (SIGTERM, bounded wait, then SIGKILL) and then Redis
    if it started it, each by the PID it started; if any child dies on its own, stops the rest
    and exits non-zero.
 
-Standard library and redis-py only.
+Standard library, redis-py and the project's own settings and password code.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ if str(REPO_ROOT) not in sys.path:  # run as `python scripts/run_dev.py` from a 
 
 import redis  # noqa: E402
 
-from infrastructure.config import Settings, get_settings  # noqa: E402
+from infrastructure.auth.agent_file import set_env_value  # noqa: E402
+from infrastructure.auth.passwords import ensure_agent_account  # noqa: E402
+from infrastructure.config import Settings, read_env_file  # noqa: E402
 
 SERVICES = (
     ("ai_chatbot", "products.ai_chatbot.main:app"),
@@ -259,31 +263,18 @@ def _pause(seconds: float) -> None:
 # --- .env ------------------------------------------------------------------------------------
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
 def ensure_auth_secret(path: Path) -> None:
     if "AUTH_SECRET" in read_env_file(path):
         return
-    existing = path.read_text() if path.is_file() else ""
-    separator = "" if not existing or existing.endswith("\n") else "\n"
-    with path.open("a") as handle:
-        handle.write(f"{separator}AUTH_SECRET={secrets.token_urlsafe(48)}\n")
-    os.chmod(path, 0o600)
+    set_env_value(path, "AUTH_SECRET", secrets.token_urlsafe(48))
     log(f"wrote a random AUTH_SECRET to {path} (git-ignored)")
+
+
+FIRST_AGENT_FILE = "first-agent.json"
+
+
+def load_settings(env_file: Path) -> Settings:
+    return Settings(_env_file=env_file)
 
 
 # --- services --------------------------------------------------------------------------------
@@ -357,13 +348,18 @@ def main(argv: list[str] | None = None) -> int:
     sigs.install()
 
     ensure_auth_secret(args.env_file)
+    try:
+        sign_in = ensure_agent_account(
+            args.env_file, args.run_dir / FIRST_AGENT_FILE, lambda: load_settings(args.env_file)
+        )
+    except ValueError as exc:  # e.g. AGENTS that is not JSON, an id outside the pattern
+        log(f"error: {exc}")
+        return 1
+    if sign_in.created:
+        log(f"first run: created an agent account, its hash in AGENTS in {args.env_file}")
     # The process environment wins over the file, as in pydantic-settings.
     child_env = {**read_env_file(args.env_file), **os.environ}
-    settings: Settings = (
-        get_settings()
-        if args.env_file.resolve() == (REPO_ROOT / ".env").resolve()
-        else Settings(_env_file=args.env_file)
-    )
+    settings = load_settings(args.env_file)
     child_env["REDIS_URL"] = settings.REDIS_URL
 
     redis_child: Child | None = None
@@ -396,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         for child, url in zip(services, urls, strict=True):
             log(f"  {child.name:<16} {url}   (docs: {url}/docs)")
         log(f"  {'redis':<16} {settings.REDIS_URL}")
+        log(f"customer page: {urls[0]} — agent page: {urls[1]}, {sign_in.describe()}")
+        if sign_in.credentials is not None:
+            log(f"  (kept in {args.run_dir / FIRST_AGENT_FILE}, shown while it matches AGENTS)")
         log("Ctrl-C stops everything.")
 
         everyone = [*services, *([redis_child] if redis_child else [])]

@@ -19,7 +19,8 @@ from infrastructure.auth.dependencies import (
     require_role,
     set_auth_cookie,
 )
-from infrastructure.auth.limits import RateLimitedPrincipal, StreamSlotsDep
+from infrastructure.auth.limits import StreamSlotsDep
+from infrastructure.auth.rate_limit import RateLimitedPrincipal
 from infrastructure.auth.tokens import Role
 from infrastructure.sessions import SessionStatus
 from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore

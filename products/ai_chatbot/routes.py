@@ -17,7 +17,13 @@ from infrastructure.auth.dependencies import (
     require_session_access,
     set_auth_cookie,
 )
-from infrastructure.auth.limits import RateLimitedPrincipal
+from infrastructure.auth.rate_limit import (
+    EscalationLimitedPrincipal,
+    EscalationRateLimiter,
+    MessageRateLimiter,
+    RateLimitedPrincipal,
+    enforce_rate_limit,
+)
 from infrastructure.auth.tokens import Role
 from infrastructure.web.deps import Bus, Desk, SessionStore
 from infrastructure.web.errors import unprocessable
@@ -25,7 +31,7 @@ from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from products.ai_chatbot.handlers import manual, messages, sessions
 from products.ai_chatbot.paths import STATIC_DIR
-from products.ai_chatbot.responders.base import Responder
+from products.ai_chatbot.responders.base import Responder, wants_human
 from products.ai_chatbot.schemas import (
     CallbackRequest,
     CustomerMessageAccepted,
@@ -88,15 +94,22 @@ async def get_session(
 async def post_message(
     session_name: SessionNamePath,
     body: MessageCreate,
-    principal: RateLimitedPrincipal,
+    principal: CurrentPrincipal,
+    limiter: MessageRateLimiter,
+    escalation_limiter: EscalationRateLimiter,
     desk: Desk,
     responder: BotResponder,
     settings: SettingsDep,
 ) -> CustomerMessageAccepted:
     """A customer message: the bot answers while the status is ``ai``; otherwise it
-    goes to the agent. Asking for a human ("转人工") escalates."""
+    goes to the agent. Asking for a human ("转人工") escalates.
+
+    Rate-limited per token (429 with ``Retry-After``); a message asking for a human that the
+    message bucket refuses is charged to the escalation bucket instead, so 转人工 still works."""
     require_role(principal, Role.CUSTOMER)
     require_session_access(principal, session_name)
+    overflow = escalation_limiter if wants_human(body.content) else None
+    await enforce_rate_limit(limiter, principal, overflow=overflow)
     check_message_size(settings, body.content)
     result = await messages.customer_message(desk, responder, session_name, body.content)
     return CustomerMessageAccepted(
@@ -109,10 +122,13 @@ async def post_message(
 
 @router.post("/api/manual/escalate", response_model=SessionPublic, tags=["manual"])
 async def escalate(
-    body: EscalateRequest, principal: RateLimitedPrincipal, desk: Desk
+    body: EscalateRequest, principal: EscalationLimitedPrincipal, desk: Desk
 ) -> SessionPublic:
     """转人工: the session waits for an agent; agents hear of it at once (in ``auto`` mode
-    the least busy online agent gets it at once)."""
+    the least busy online agent gets it at once).
+
+    Not charged to the message rate limit (a customer who used it up can still ask for a
+    human): it has its own, more generous bucket (``ESCALATION_RATE_LIMIT_*``)."""
     require_role(principal, Role.CUSTOMER, Role.SERVICE)
     require_session_access(principal, body.session_name)
     session = await manual.manual_escalate(desk, body.session_name, body.reason)

@@ -67,7 +67,7 @@ async def test_a_body_over_the_size_limit_is_413(deployment: Deployment) -> None
             headers=customer,
         )
         assert answer.status_code == 413
-        assert "at most" in answer.json()["detail"]
+        assert "5000 characters received, at most 4000 allowed" in answer.json()["detail"]
 
 
 async def test_an_illegal_transition_is_409_and_says_the_state(deployment: Deployment) -> None:

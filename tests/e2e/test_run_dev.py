@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def launch(
         cmd += ["--chatbot-app", STUB_APP, "--workbench-app", STUB_APP]
     env = {**os.environ, "REDIS_URL": redis_url}
     env.pop("AUTH_SECRET", None)
+    env.pop("AGENTS", None)  # a first run: no agent account configured anywhere
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             cmd,
@@ -133,8 +135,33 @@ def _redis_port(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
-def _check_starts_its_own_redis_and_stops_all(runner: RunDev) -> None:
+SIGN_IN = re.compile(
+    r"customer page: (?P<customer>\S+) — agent page: (?P<agent>\S+), "
+    r"sign in as (?P<agent_id>\S+) / (?P<password>\S+)"
+)
+
+
+def printed_sign_in(runner: RunDev) -> re.Match[str]:
+    found = SIGN_IN.findall(runner.output())
+    assert len(found) == 1, f"one sign-in line expected:\n{runner.output()}"
+    match = SIGN_IN.search(runner.output())
+    assert match is not None
+    assert match["customer"] == runner.urls[0]
+    assert match["agent"] == runner.urls[1]
+    return match
+
+
+def _check_starts_its_own_redis_and_stops_all(runner: RunDev, real: bool = False) -> None:
     runner.wait_ready()
+    sign_in = printed_sign_in(runner)
+    if real:  # the printed account really signs in on the workbench, a wrong password not
+        login = f"{runner.urls[1]}/api/agents/login"
+        body = {"agent_id": sign_in["agent_id"], "password": sign_in["password"]}
+        answer = httpx.post(login, json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["token"]
+        wrong = httpx.post(login, json={**body, "password": "not-it"}, timeout=10)
+        assert wrong.status_code == 401
     assert ping(runner.redis_url), "run_dev must have started a redis-server at REDIS_URL"
     children = child_pids(runner.proc.pid)
     assert len(children) == 3, f"expected redis-server and two services, got {children}"
@@ -142,7 +169,12 @@ def _check_starts_its_own_redis_and_stops_all(runner: RunDev) -> None:
         line for line in runner.env_file.read_text().splitlines() if line.startswith("AUTH_SECRET=")
     ]
     assert len(secret_lines) == 1
-    assert len(secret_lines[0].removeprefix("AUTH_SECRET=")) >= 48
+    assert len(secret_lines[0].removeprefix("AUTH_SECRET=").strip("'")) >= 48
+    # The password is not in .env (only its hash) but kept beside the Redis data, privately.
+    assert sign_in["password"] not in runner.env_file.read_text()
+    kept = runner.env_file.parent / "run" / "first-agent.json"
+    assert sign_in["password"] in kept.read_text()
+    assert kept.stat().st_mode & 0o077 == 0
 
     assert runner.stop(signal.SIGINT) == 0, runner.output()
 
@@ -155,7 +187,7 @@ def test_run_dev_starts_redis_and_the_real_services_then_stops_everything(
 ) -> None:
     for module in ("ai_chatbot", "agent_workbench"):
         assert (REPO_ROOT / "products" / module / "main.py").is_file(), f"products/{module}/main.py"
-    _check_starts_its_own_redis_and_stops_all(launch(tmp_path, run_dev))
+    _check_starts_its_own_redis_and_stops_all(launch(tmp_path, run_dev), real=True)
 
 
 def test_run_dev_supervisor_with_stub_apps(tmp_path: Path, run_dev: list[RunDev]) -> None:
@@ -175,7 +207,19 @@ def test_run_dev_keeps_an_existing_secret_and_redis(
 
     assert_everything_gone(runner, children, None)
     assert redis_server.ping(), "run_dev must not stop a Redis it did not start"
-    assert runner.env_file.read_text() == "AUTH_SECRET=kept-as-it-is\n"
+    lines = runner.env_file.read_text().splitlines()
+    assert lines[0] == "AUTH_SECRET=kept-as-it-is"
+    assert [line.split("=")[0] for line in lines] == ["AUTH_SECRET", "AGENTS"]
+    first = printed_sign_in(runner)
+
+    # A later run creates nothing and prints the same account and password again.
+    before = runner.env_file.read_text()
+    again = launch(tmp_path, run_dev, redis_url=redis_server.url, stub_apps=True)
+    again.wait_ready()
+    assert again.stop(signal.SIGTERM) == 0, again.output()
+    assert printed_sign_in(again).groups()[2:] == first.groups()[2:]
+    assert "created an agent account" not in again.output()
+    assert runner.env_file.read_text() == before
 
 
 def test_run_dev_exits_non_zero_when_a_child_dies(tmp_path: Path, run_dev: list[RunDev]) -> None:

@@ -13,16 +13,19 @@ from redis.asyncio import Redis
 from infrastructure.auth.dependencies import SessionStreamAccess
 from infrastructure.auth.limits import (
     JSONTooDeep,
+    StreamSlots,
+    StreamSlotsDep,
+    check_json_depth,
+    hold_while,
+    require_json_depth,
+)
+from infrastructure.auth.rate_limit import (
     MemoryRateLimiter,
     RateDecision,
     RateLimitedPrincipal,
     RedisRateLimiter,
-    StreamSlots,
-    StreamSlotsDep,
-    check_json_depth,
     enforce_rate_limit,
-    hold_while,
-    require_json_depth,
+    too_many,
 )
 from infrastructure.auth.tokens import Principal, Role, issue_token
 from infrastructure.config import Settings
@@ -213,6 +216,29 @@ async def test_enforce_rate_limit_raises_429_with_retry_after() -> None:
         await enforce_rate_limit(limiter, p)
     assert info.value.status_code == 429
     assert info.value.headers == {"Retry-After": "10"}
+    assert info.value.detail == "too many messages: try again in 10 s"
+
+
+@pytest.mark.parametrize(("wait", "said"), [(0.001, 1), (0.5, 1), (1.0, 1), (2.01, 3)])
+def test_retry_after_is_whole_seconds_rounded_up_at_least_one(wait: float, said: int) -> None:
+    refusal = too_many("messages", RateDecision(False, wait))
+    assert refusal.headers == {"Retry-After": str(said)}
+    assert refusal.detail == f"too many messages: try again in {said} s"
+
+
+async def test_an_overflow_bucket_takes_what_the_first_refuses() -> None:
+    clock = FakeClock()
+    messages = MemoryRateLimiter(per_minute=6, burst=1, clock=clock)
+    escalations = MemoryRateLimiter(per_minute=2, burst=1, clock=clock)
+    p = principal("t1")
+    await enforce_rate_limit(messages, p)
+    await enforce_rate_limit(messages, p, overflow=escalations)  # refused, then taken
+    with pytest.raises(HTTPException) as info:
+        await enforce_rate_limit(messages, p, overflow=escalations)
+    # The overflow's refusal is the one reported: its wait, its name.
+    assert info.value.headers == {"Retry-After": "30"}
+    assert info.value.detail == "too many requests for a human: try again in 30 s"
+    assert (await escalations.hit("other")).allowed
 
 
 async def test_rate_limited_route_is_429() -> None:
