@@ -141,9 +141,11 @@ class InMemoryDesk:
             if seen is AgentStatus.OFFLINE and holders.get(agent):
                 gone = self._gone_since.setdefault(agent, now)
                 if now - gone >= s.AGENT_OFFLINE_GRACE_SECONDS * 1000:
-                    for name in holders.pop(agent):
+                    # Each to the front, the last first: they keep the order they were held.
+                    names = holders.pop(agent)
+                    for name in reversed(names):
                         self._store.move_now(name, SessionStatus.WAITING_AGENT, front=True)
-                        result.returned.append(Assignment(name, agent))
+                    result.returned.extend(Assignment(name, agent) for name in names)
                     del self._gone_since[agent]
             elif seen is not AgentStatus.OFFLINE:
                 self._gone_since.pop(agent, None)

@@ -87,9 +87,10 @@ class DeskService:
     async def hand_back(self, agent_id: str) -> list[str]:
         """An agent leaving hands its chats back: each to the front of the queue."""
         returned: list[Assignment] = []
-        for session in await self.store.held_by(agent_id):
+        # Each to the front, the last first: they keep their order ahead of the queue.
+        for session in reversed(await self.store.held_by(agent_id)):
             await self.store.requeue(session.session_name, agent_id)
-            returned.append(Assignment(session.session_name, agent_id))
+            returned.insert(0, Assignment(session.session_name, agent_id))
         await self._tell_returned(returned, "Your agent has left.")
         await self.queue_changed()
         return [r.session_name for r in returned]

@@ -43,10 +43,13 @@ for _, agent in ipairs(redis.call('SMEMBERS', K.agents)) do
       gone = now
     end
     if t - tonumber(gone) >= grace then
-      for _, name in ipairs(holders[agent]) do
+      -- All ahead of everyone waiting, in the order they were held.
+      local names = holders[agent]
+      local front = tonumber(front_of_queue(now)) - #names
+      for i, name in ipairs(names) do
         if redis.call('HGET', sess_key(name), 'status') == 'agent_active' then
           apply_move(name, 'agent_active', agent, 'waiting_agent', '', '', now, ttl,
-            front_of_queue(now))
+            tostring(front + i))
           emit('returned', name, agent)
         end
       end

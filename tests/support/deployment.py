@@ -54,6 +54,9 @@ def start_deployment(
         "SSE_HEARTBEAT_SECONDS": "1",
         "RATE_LIMIT_PER_MINUTE": "6000",
         "RATE_LIMIT_BURST": "1000",
+        # Agents pick chats by hand unless a test is about automatic assignment (an agent's
+        # open stream would otherwise take the chats other tests put in the queue).
+        "ASSIGNMENT_MODE": "manual",
         **(env or {}),
     }
     settings = Settings(_env_file=None, REDIS_URL=redis.url, AUTH_SECRET=secret)

@@ -78,6 +78,8 @@ def start_stack(redis_server: RedisServer) -> Iterator[Stack]:
         "SHUTDOWN_GRACE_SECONDS": "1",
         "BOT_RESPONDER": "faq",
         "LOG_LEVEL": "WARNING",
+        # The page tests pick chats from the queue by hand.
+        "ASSIGNMENT_MODE": "manual",
     }
     chatbot = ServiceProcess(CHATBOT_APP, env=env)
     workbench = ServiceProcess(WORKBENCH_APP, env=env)
