@@ -151,10 +151,10 @@ class InMemoryDesk:
                 self._gone_since.pop(agent, None)
 
         waiting = self._store.waiting_now()
-        names = {session.session_name for session in waiting}
+        queued = {session.session_name for session in waiting}
         # A session that left the queue starts afresh if it comes back (as the scripts
         # clear customer_gone_since on every move).
-        self._customer_gone = {k: v for k, v in self._customer_gone.items() if k in names}
+        self._customer_gone = {k: v for k, v in self._customer_gone.items() if k in queued}
         for session in waiting:
             name = session.session_name
             if self._live("customer", name, now):

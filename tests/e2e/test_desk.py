@@ -62,7 +62,7 @@ async def test_two_replicas_assign_200_escalations_to_10_agents(desk: Deployment
                         f"{desk.workbench}/api/agents", headers=desk.agent_headers("agent0")
                     )
                 ).json()
-                return sum(a["status"] == "online" for a in listed) == 10
+                return bool(sum(a["status"] == "online" for a in listed) == 10)
 
             await _poll(all_online)
             sessions = [await _new_waiting(http, desk.chatbots[n % 2].url) for n in range(200)]
