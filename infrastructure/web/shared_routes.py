@@ -45,6 +45,13 @@ PublishBody = Annotated[
 ]
 
 
+@router.get("/api/limits", tags=["operations"])
+async def limits(request: Request) -> dict[str, int]:
+    """What the pages check before sending (so they refuse clearly, never cut a text)."""
+    settings: Settings = request.app.state.settings
+    return {"message_max_chars": settings.MESSAGE_MAX_CHARS}
+
+
 @router.get("/healthz", tags=["operations"])
 async def healthz() -> dict[str, str]:
     """Alive: the process answers."""

@@ -5,6 +5,7 @@ queue's front, each customer told."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
@@ -99,7 +100,8 @@ async def test_two_replicas_assign_200_escalations_to_10_agents(desk: Deployment
     waiting = [s["session_name"] for s in queue]
     assert not set(waiting) & set(assigned)
     assert set(waiting) | set(assigned) == {name for name, _ in sessions}
-    assert [s["waiting_since"] for s in queue] == sorted(s["waiting_since"] for s in queue)
+    since = [datetime.fromisoformat(s["waiting_since"]) for s in queue]
+    assert since == sorted(since)
 
 
 async def test_an_agent_lost_with_its_replica_loses_no_customer(desk: Deployment) -> None:

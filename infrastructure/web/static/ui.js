@@ -25,3 +25,38 @@ export function setConnection(connState) {
   }[connState];
 }
 
+
+/**
+ * A length counter under a text box that never cuts what was typed or pasted: it shows
+ * "n / limit" once the text is long, and `tooLong()` says what to tell the person.
+ */
+export function lengthCounter(input, counter, getLimit) {
+  function render() {
+    const limit = getLimit();
+    const length = [...input.value].length;
+    counter.hidden = length < limit * 0.8;
+    counter.textContent = `${length} / ${limit}`;
+    counter.dataset.over = String(length > limit);
+  }
+  input.addEventListener("input", render);
+  render();
+  return {
+    render,
+    tooLong() {
+      const limit = getLimit();
+      const length = [...input.value.trim()].length;
+      return length > limit
+        ? `Too long to send: ${length} characters, at most ${limit}. Please shorten it (nothing was cut).`
+        : "";
+    },
+  };
+}
+
+/** The service's public limits (the message length), with a safe default. */
+export async function loadLimits(api) {
+  try {
+    return await api("/api/limits");
+  } catch {
+    return { message_max_chars: 4000 };
+  }
+}

@@ -3,7 +3,13 @@
 
 import { makeApi } from "/shared/http.js";
 import { LiveStream } from "/shared/stream.js";
-import { formatDuration, formatTime, setConnection } from "/shared/ui.js";
+import {
+  formatDuration,
+  formatTime,
+  lengthCounter,
+  loadLimits,
+  setConnection,
+} from "/shared/ui.js";
 
 const STORAGE_KEY = "cs-chat-session";
 const TYPING_STALE_MS = 30000;
@@ -19,6 +25,11 @@ const state = {
   waitStart: null,
   waitingSince: null,
   queuePosition: null,
+  estimatedWait: null,
+  rated: false,
+  score: 0,
+  limits: { message_max_chars: 4000 },
+  counter: null,
   stream: null,
   messages: new Set(), // message ids on screen
   notices: new Set(), // event ids of status notices on screen
@@ -116,14 +127,20 @@ function statusText() {
       return state.hadAgent
         ? "Back to the bot · 已转回智能客服"
         : "Chatting with the bot · 智能客服";
-    case "waiting_agent":
-      return state.queuePosition
-        ? `Waiting for an agent · place ${state.queuePosition} in queue`
-        : "Waiting for an agent";
+    case "waiting_agent": {
+      if (!state.queuePosition) return "Waiting for an agent · 排队中";
+      const wait =
+        typeof state.estimatedWait === "number"
+          ? ` · about ${Math.max(1, Math.round(state.estimatedWait / 60))} min`
+          : "";
+      return `Waiting for an agent · you are number ${state.queuePosition} in the queue${wait}`;
+    }
     case "agent_active":
       return `Agent ${state.agentId || ""} joined · 人工客服已接入`;
+    case "abandoned":
+      return "You left the queue · write a message or ask for a human to join it again";
     case "closed":
-      return "This chat has ended";
+      return "This chat has ended · 会话已结束";
     default:
       return "";
   }
@@ -142,10 +159,16 @@ function tickWaited() {
 function renderStatus() {
   $("status-text").textContent = statusText();
   document.querySelector(".status-bar").dataset.status = state.status || "";
-  $("escalate").disabled = state.status !== "ai";
+  $("escalate").disabled = state.status !== "ai" && state.status !== "abandoned";
   const closed = state.status === "closed";
   $("message-input").disabled = closed;
   $("send").disabled = closed;
+  $("composer").hidden = closed;
+  $("rating").hidden = !closed;
+  $("rating-thanks").hidden = !state.rated;
+  for (const el of $("rating").querySelectorAll(".star, textarea, #rating-send")) {
+    if (state.rated) el.disabled = true;
+  }
   clearInterval(state.waitTimer);
   tickWaited();
   if (state.status === "waiting_agent") state.waitTimer = setInterval(tickWaited, 1000);
@@ -176,7 +199,9 @@ function applySession(s) {
     state.waitStart = null;
     state.waitingSince = null;
     state.queuePosition = null;
+    state.estimatedWait = null;
   }
+  if (typeof s.rating === "number") state.rated = true;
   renderStatus();
   return previous !== null && previous !== s.status;
 }
@@ -205,10 +230,19 @@ function onEvent(envelope) {
           addNotice(key, "You asked for a human agent", envelope.timestamp);
         } else if (payload.status === "closed") {
           addNotice(key, "The chat was closed", envelope.timestamp);
+        } else if (payload.status === "abandoned") {
+          addNotice(key, "You left the queue", envelope.timestamp);
         }
       }
       break;
     }
+    case "queue_position":
+      if (state.status === "waiting_agent" && payload.position) {
+        state.queuePosition = payload.position;
+        state.estimatedWait = payload.estimated_wait_seconds;
+        renderStatus();
+      }
+      break;
     case "reset":
       // The server could not replay what we missed: fetch the truth again.
       refresh();
@@ -230,6 +264,11 @@ function refresh() {
           api(`${sessionPath()}/messages`),
         ]);
         applySession(session);
+        if (session.status === "waiting_agent") {
+          const place = await api(`${sessionPath()}/queue`);
+          state.queuePosition = place.position;
+          state.estimatedWait = place.estimated_wait_seconds;
+        }
         for (const m of messages) {
           if (m.sender === "agent") state.hadAgent = true;
           addMessage(m);
@@ -287,7 +326,18 @@ function endSession(message) {
   if (state.stream) state.stream.stop();
   state.stream = null;
   sessionStorage.removeItem(STORAGE_KEY);
-  Object.assign(state, { name: null, token: null, status: null, agentId: null, hadAgent: false });
+  Object.assign(state, {
+    name: null,
+    token: null,
+    status: null,
+    agentId: null,
+    hadAgent: false,
+    rated: false,
+    score: 0,
+  });
+  $("rating-comment").value = "";
+  for (const el of $("rating").querySelectorAll(".star, textarea")) el.disabled = false;
+  renderStars();
   state.messages.clear();
   state.notices.clear();
   clearInterval(state.waitTimer);
@@ -305,7 +355,11 @@ async function startChat() {
   button.disabled = true;
   $("start-error").textContent = "";
   try {
-    const created = await api("/api/sessions", { method: "POST" });
+    const displayName = $("display-name").value.trim();
+    const created = await api("/api/sessions", {
+      method: "POST",
+      body: displayName ? { display_name: displayName } : {},
+    });
     state.name = created.session_name;
     state.token = created.token;
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ name: state.name, token: state.token }));
@@ -342,6 +396,37 @@ async function escalate() {
   }
 }
 
+// --- Rating ---------------------------------------------------------------------------
+
+function renderStars() {
+  for (const star of $("rating").querySelectorAll(".star")) {
+    const on = Number(star.dataset.score) <= state.score;
+    star.classList.toggle("on", on);
+    star.setAttribute("aria-checked", String(Number(star.dataset.score) === state.score));
+  }
+  $("rating-send").disabled = state.rated || state.score === 0;
+}
+
+async function sendRating(event) {
+  event.preventDefault();
+  if (!state.score || state.rated) return;
+  $("rating-send").disabled = true;
+  const comment = $("rating-comment").value.trim();
+  try {
+    await api(`${sessionPath()}/rating`, {
+      method: "POST",
+      body: comment ? { score: state.score, comment } : { score: state.score },
+    });
+    state.rated = true;
+    showError("");
+  } catch (error) {
+    if (error.status === 409 && /rated already/.test(error.message)) state.rated = true;
+    else showError(`Rating not sent: ${error.message}`);
+  }
+  renderStatus();
+  renderStars();
+}
+
 // --- Wiring ---------------------------------------------------------------------------
 
 function init() {
@@ -351,19 +436,39 @@ function init() {
     startChat();
   });
   $("escalate").addEventListener("click", escalate);
+  $("rating").addEventListener("submit", sendRating);
+  for (const star of $("rating").querySelectorAll(".star")) {
+    star.addEventListener("click", () => {
+      if (state.rated) return;
+      state.score = Number(star.dataset.score);
+      renderStars();
+    });
+  }
 
   const input = $("message-input");
   const form = $("composer");
+  state.counter = lengthCounter(input, $("length"), () => state.limits.message_max_chars);
+  loadLimits(api).then((limits) => {
+    state.limits = limits;
+    state.counter.render();
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = input.value.trim();
     if (!content || !state.name) return;
+    const tooLong = state.counter.tooLong();
+    if (tooLong) {
+      showError(tooLong);
+      return;
+    }
     input.value = "";
+    state.counter.render();
     try {
       await send(content);
       showError("");
     } catch (error) {
       if (!input.value) input.value = content; // give the text back
+      state.counter.render();
       showError(`Not sent: ${error.message}`);
     }
   });
