@@ -1,12 +1,25 @@
-// The agent workbench: sign in, watch the queue live, take over, chat, release.
-// Plain ES module, no build step. Login and held sessions survive a reload (sessionStorage).
+// The agent workbench: sign in, watch the queue live, get or take chats, talk, release,
+// close. Plain ES module, no build step. The sign-in survives a reload (sessionStorage);
+// the chats held always come from the server (a new tab shows the same ones).
 
 import { makeApi } from "/shared/http.js";
 import { LiveStream } from "/shared/stream.js";
-import { formatDuration, formatTime, setConnection } from "/shared/ui.js";
+import {
+  formatDuration,
+  formatTime,
+  lengthCounter,
+  loadLimits,
+  setConnection,
+} from "/shared/ui.js";
+import { alertInBackground, alertsWanted, askForAlerts } from "/static/alerts.js";
 
 const AUTH_KEY = "cs-agent-auth";
-const HELD_KEY = "cs-agent-held";
+const STATUS_WORDS = {
+  waiting_agent: "back in the queue",
+  ai: "back with the bot",
+  closed: "chat closed",
+  abandoned: "left the queue",
+};
 const BASE_TITLE = "Agent workbench";
 
 const $ = (id) => document.getElementById(id);
@@ -18,7 +31,13 @@ const state = {
   queue: new Map(), // name -> {name, waitStart, reason, el}
   held: new Map(), // name -> {name, status, messages: Map(id -> message), unread}
   current: null,
-  unseen: 0,
+  // Transfer requests the agent has not looked at: the queue's entries not yet seen, so
+  // the count is recomputed from the queue itself (never more than are waiting).
+  seen: new Set(),
+  team: new Map(), // agent id -> {agent_id, status, chats, capacity}
+  limits: { message_max_chars: 4000 },
+  counter: null,
+  loaded: false,
   tick: null,
 };
 
@@ -41,27 +60,52 @@ function senderLabel(m) {
   return "Notice";
 }
 
+/** How agents see a customer: the name they gave, else a short session id. */
+function customerName(s) {
+  return s.display_name || `Customer ${String(s.session_name).slice(-6)}`;
+}
+
 // --- New-request badge and title --------------------------------------------------------
 
+function unseenCount() {
+  let count = 0;
+  for (const name of state.queue.keys()) if (!state.seen.has(name)) count += 1;
+  return count;
+}
+
+function unreadCount() {
+  let count = 0;
+  for (const held of state.held.values()) count += held.unread;
+  return count;
+}
+
 function renderUnseen() {
-  $("badge").hidden = state.unseen === 0;
-  $("badge-count").textContent = String(state.unseen);
+  const unseen = unseenCount();
+  $("badge").hidden = unseen === 0;
+  $("badge-count").textContent = String(unseen);
   $("badge").setAttribute(
     "aria-label",
-    `${state.unseen} new transfer request${state.unseen === 1 ? "" : "s"}; mark as seen`,
+    `${unseen} new transfer request${unseen === 1 ? "" : "s"}; mark as seen`,
   );
-  document.title = state.unseen ? `(${state.unseen}) ${BASE_TITLE}` : BASE_TITLE;
+  const total = unseen + unreadCount();
+  document.title = total ? `(${total}) ${BASE_TITLE}` : BASE_TITLE;
 }
 
 function markSeen() {
-  state.unseen = 0;
+  state.seen = new Set(state.queue.keys());
   renderUnseen();
 }
 
 // --- The queue --------------------------------------------------------------------------
 
-function queueNotice(text) {
+/** A notice above the queue; an error one (`key`) goes away once that thing works again. */
+function queueNotice(text, key = "") {
   $("queue-notice").textContent = text;
+  $("queue-notice").dataset.key = key;
+}
+
+function clearQueueError(key) {
+  if ($("queue-notice").dataset.key === key) queueNotice("");
 }
 
 function renderQueue() {
@@ -73,6 +117,7 @@ function renderQueue() {
   $("queue-length").textContent = String(entries.length);
   $("queue-empty").hidden = entries.length > 0;
   tickQueue();
+  renderUnseen();
 }
 
 function tickQueue() {
@@ -101,12 +146,12 @@ function upsertQueue(s) {
   main.className = "q-main";
   const name = document.createElement("span");
   name.className = "q-name";
-  name.textContent = s.session_name;
+  name.textContent = customerName(s);
   name.title = s.session_name;
-  const reason = document.createElement("span");
-  reason.className = "q-reason";
-  reason.textContent = s.reason || s.escalation_reason || "asked for a human";
-  main.append(name, reason);
+  const first = document.createElement("span");
+  first.className = "q-reason";
+  first.textContent = s.first_message || s.reason || s.escalation_reason || "asked for a human";
+  main.append(name, first);
   const waited = document.createElement("span");
   waited.className = "q-waited";
   waited.title = "time waited";
@@ -114,10 +159,15 @@ function upsertQueue(s) {
   button.type = "button";
   button.className = "primary small";
   button.textContent = "Take over";
-  button.setAttribute("aria-label", `Take over ${s.session_name}`);
+  button.setAttribute("aria-label", `Take over ${customerName(s)}`);
   button.addEventListener("click", () => takeover(s.session_name, button));
   li.append(main, waited, button);
-  state.queue.set(s.session_name, { name: s.session_name, waitStart, el: li });
+  state.queue.set(s.session_name, {
+    name: s.session_name,
+    label: customerName(s),
+    waitStart,
+    el: li,
+  });
   renderQueue();
   return true;
 }
@@ -135,6 +185,9 @@ async function loadQueue() {
   const names = new Set(rows.map((r) => r.session_name));
   for (const name of [...state.queue.keys()]) if (!names.has(name)) removeFromQueue(name);
   for (const row of rows) upsertQueue(row);
+  for (const name of [...state.seen]) if (!names.has(name)) state.seen.delete(name);
+  clearQueueError("queue");
+  renderUnseen();
 }
 
 async function takeover(name, button) {
@@ -148,30 +201,30 @@ async function takeover(name, button) {
     });
   } catch (error) {
     button.disabled = false;
+    const label = state.queue.get(name)?.label || name;
     if (error.status === 409) {
       const holder = /held by agent '([^']+)'/.exec(error.message);
       queueNotice(
-        holder ? `${name}: taken by ${holder[1]}` : `${name}: no longer waiting (${error.message})`,
+        holder ? `${label}: taken by ${holder[1]}` : `${label}: no longer waiting (${error.message})`,
       );
       removeFromQueue(name);
     } else if (error.status !== 401) {
-      queueNotice(`${name}: could not take over: ${error.message}`);
+      queueNotice(`${label}: could not take over: ${error.message}`);
     }
     return;
   }
+  const label = state.queue.get(name)?.label;
   removeFromQueue(name);
-  holdSession(name, "agent_active");
+  holdSession({ session_name: name, status: "agent_active", display_name: label });
   selectSession(name);
   await loadTranscript(name);
 }
 
 // --- Held sessions ----------------------------------------------------------------------
 
-function saveHeld() {
-  sessionStorage.setItem(HELD_KEY, JSON.stringify([...state.held.keys()]));
-}
-
-function holdSession(name, status) {
+/** A chat this agent holds (a session row or event payload); `unread` from the server. */
+function holdSession(s) {
+  const name = s.session_name;
   if (!state.held.has(name)) {
     const li = document.createElement("li");
     const button = document.createElement("button");
@@ -179,11 +232,21 @@ function holdSession(name, status) {
     button.className = "mine-item";
     button.addEventListener("click", () => selectSession(name));
     li.append(button);
-    state.held.set(name, { name, status, messages: new Map(), unread: 0, el: li, button });
+    state.held.set(name, {
+      name,
+      label: customerName(s),
+      status: s.status,
+      messages: new Map(),
+      unread: 0,
+      el: li,
+      button,
+    });
     $("mine").append(li);
-    saveHeld();
   }
-  state.held.get(name).status = status;
+  const held = state.held.get(name);
+  held.status = s.status;
+  if (s.display_name) held.label = s.display_name;
+  if (typeof s.unread === "number" && name !== state.current) held.unread = s.unread;
   renderMine();
 }
 
@@ -192,7 +255,6 @@ function dropSession(name) {
   if (!held) return;
   held.el.remove();
   state.held.delete(name);
-  saveHeld();
   if (state.current === name) {
     state.current = null;
     renderConversation();
@@ -202,16 +264,22 @@ function dropSession(name) {
 
 function renderMine() {
   for (const held of state.held.values()) {
-    held.button.textContent = held.unread ? `${held.name} (${held.unread} new)` : held.name;
+    held.button.textContent = held.unread ? `${held.label} (${held.unread} new)` : held.label;
+    held.button.title = held.name;
     held.button.setAttribute("aria-current", String(held.name === state.current));
   }
   $("mine-empty").hidden = state.held.size > 0;
+  renderUnseen();
+  if (state.team.has(state.agentId)) renderTeam();
 }
 
 function selectSession(name) {
   state.current = name;
   const held = state.held.get(name);
-  if (held) held.unread = 0;
+  if (held && held.unread) {
+    held.unread = 0;
+    api(`${sessionPath(name)}/read`, { method: "POST" }).catch(() => {});
+  }
   renderMine();
   renderConversation();
   $("reply-input").focus();
@@ -223,7 +291,8 @@ function renderConversation() {
   $("conv-empty").hidden = Boolean(held);
   $("conv-error").textContent = "";
   if (!held) return;
-  $("conv-title").textContent = `Session ${held.name}`;
+  $("conv-title").textContent = held.label;
+  $("conv-title").title = held.name;
   $("conv-status").textContent =
     held.status === "agent_active" ? "You are chatting with the customer" : `Status: ${held.status}`;
   const items = [...held.messages.values()].sort(byTime).map(messageItem);
@@ -261,10 +330,13 @@ function addMessage(name, raw) {
   if (!held || !id || held.messages.has(id)) return;
   const m = { ...raw, id };
   held.messages.set(id, m);
-  if (name !== state.current) {
-    held.unread += 1;
+  if (name !== state.current || document.hidden) {
+    if (m.sender === "customer") {
+      if (name !== state.current) held.unread += 1;
+      alertInBackground(`${held.label}: ${m.content}`, "message");
+    }
     renderMine();
-    return;
+    if (name !== state.current) return;
   }
   const list = $("transcript");
   const li = messageItem(m);
@@ -288,18 +360,24 @@ async function loadTranscript(name) {
   }
 }
 
-async function release() {
+/** Release (back to the bot) or close (the customer is asked for a rating). */
+async function finish(action) {
   const name = state.current;
   if (!name) return;
-  $("release").disabled = true;
+  const label = state.held.get(name)?.label || name;
+  const button = $(action === "release" ? "release" : "close-chat");
+  button.disabled = true;
   try {
-    await api(`${sessionPath(name)}/release`, { method: "POST", body: { agent_id: state.agentId } });
+    await api(`${sessionPath(name)}/${action}`, {
+      method: "POST",
+      body: { agent_id: state.agentId },
+    });
     dropSession(name);
-    queueNotice(`${name}: released to the bot`);
+    queueNotice(action === "release" ? `${label}: back with the bot` : `${label}: chat closed`);
   } catch (error) {
-    $("conv-error").textContent = `Could not release: ${error.message}`;
+    $("conv-error").textContent = `Could not ${action}: ${error.message}`;
   } finally {
-    $("release").disabled = false;
+    button.disabled = false;
   }
 }
 
@@ -312,22 +390,62 @@ async function sendReply(content) {
   addMessage(name, message);
 }
 
-/** After a reload or a reconnect: which of our sessions do we still hold? */
-async function recheckHeld(names) {
-  for (const name of names) {
-    try {
-      const s = await api(sessionPath(name));
-      if (s.status === "agent_active" && s.agent_id === state.agentId) {
-        holdSession(name, s.status);
-        await loadTranscript(name);
-      } else {
-        dropSession(name);
-      }
-    } catch (error) {
-      if (error.status === 404) dropSession(name);
-    }
+/** On every load and after every reconnect: the chats held, from the server. */
+async function loadMine() {
+  const rows = await api("/api/agents/me/sessions");
+  const names = new Set(rows.map((r) => r.session_name));
+  for (const name of [...state.held.keys()]) if (!names.has(name)) dropSession(name);
+  for (const row of rows) {
+    const known = state.held.has(row.session_name);
+    holdSession(row);
+    if (!known) await loadTranscript(row.session_name);
   }
+  clearQueueError("mine");
   if (!state.current && state.held.size) selectSession(state.held.keys().next().value);
+}
+
+// --- The team ---------------------------------------------------------------------------
+
+function renderTeam() {
+  const items = [...state.team.values()]
+    .sort((a, b) => a.agent_id.localeCompare(b.agent_id))
+    .map((a) => {
+      const li = document.createElement("li");
+      li.className = "team-item";
+      li.dataset.status = a.status;
+      const dot = document.createElement("span");
+      dot.className = "dot";
+      dot.setAttribute("aria-hidden", "true");
+      const who = document.createElement("span");
+      who.textContent = a.agent_id === state.agentId ? `${a.agent_id} (you)` : a.agent_id;
+      const load = document.createElement("span");
+      load.className = "team-load";
+      // Our own count is what this page holds (others' come with their presence).
+      const chats = a.agent_id === state.agentId ? state.held.size : a.chats;
+      load.textContent = `${a.status} · ${chats ?? 0}/${a.capacity ?? "?"}`;
+      li.append(dot, who, load);
+      return li;
+    });
+  $("team").replaceChildren(...items);
+  const me = state.team.get(state.agentId);
+  if (me) $("presence").value = me.status;
+}
+
+async function loadTeam() {
+  const agents = await api("/api/agents");
+  state.team = new Map(agents.map((a) => [a.agent_id, a]));
+  renderTeam();
+}
+
+async function setPresence(status) {
+  try {
+    const me = await api("/api/agents/me/status", { method: "PUT", body: { status } });
+    state.team.set(me.agent_id, me);
+    renderTeam();
+    clearQueueError("presence");
+  } catch (error) {
+    queueNotice(`Status not changed: ${error.message}`, "presence");
+  }
 }
 
 // --- Events -----------------------------------------------------------------------------
@@ -336,10 +454,30 @@ function onEvent(envelope) {
   const p = envelope.payload || {};
   switch (envelope.type) {
     case "transfer_request":
-      if (upsertQueue(p)) {
-        state.unseen += 1;
-        renderUnseen();
+      if (upsertQueue(p)) alertInBackground(`${customerName(p)} asks for an agent`, "request");
+      break;
+    case "assigned":
+      removeFromQueue(p.session_name);
+      if (!state.held.has(p.session_name)) {
+        holdSession(p);
+        loadTranscript(p.session_name);
+        queueNotice(`${customerName(p)} was assigned to you`);
+        alertInBackground(`${customerName(p)} was assigned to you`, "assigned");
+        if (!state.current) selectSession(p.session_name);
       }
+      break;
+    case "abandoned":
+      removeFromQueue(p.session_name);
+      queueNotice(`${customerName(p)} left the queue`);
+      break;
+    case "presence": {
+      const known = state.team.get(p.agent_id) || { agent_id: p.agent_id };
+      state.team.set(p.agent_id, { ...known, ...p });
+      renderTeam();
+      break;
+    }
+    case "rated":
+      queueNotice(`${customerName(p)} rated the chat ${p.score}/5`);
       break;
     case "queue_changed": {
       const waiting = new Set(p.waiting || []);
@@ -353,11 +491,14 @@ function onEvent(envelope) {
       if (p.status === "agent_active" && p.agent_id === state.agentId) {
         const known = state.held.has(p.session_name);
         removeFromQueue(p.session_name);
-        holdSession(p.session_name, p.status);
+        holdSession(p);
         if (!known) loadTranscript(p.session_name);
       } else if (state.held.has(p.session_name)) {
+        const label = state.held.get(p.session_name).label;
         dropSession(p.session_name);
-        queueNotice(`${p.session_name}: now ${p.status}`);
+        queueNotice(`${label}: ${STATUS_WORDS[p.status] || p.status}`);
+      } else if (p.status !== "waiting_agent") {
+        removeFromQueue(p.session_name);
       }
       if (p.status === "waiting_agent") upsertQueue(p);
       break;
@@ -372,12 +513,20 @@ function onEvent(envelope) {
   }
 }
 
+/** The queue, the chats held and the team, from the server: after every (re)connect, so
+ * counters never add up stale events. */
 async function resync() {
   try {
     await loadQueue();
-    await recheckHeld([...state.held.keys()]);
-  } catch {
-    // the stream reports its state; the next reconnect resyncs again
+    if (!state.loaded) {
+      // What was waiting before this page opened is not news.
+      state.loaded = true;
+      markSeen();
+    }
+    await loadMine();
+    await loadTeam();
+  } catch (error) {
+    queueNotice(`Could not refresh: ${error.message}`, "queue");
   }
 }
 
@@ -397,13 +546,35 @@ function startDesk() {
   state.stream = new LiveStream(`/api/agents/${encodeURIComponent(state.agentId)}/events`, {
     onEvent,
     onState: setConnection,
-    onReopen: (resumed) => {
-      if (!resumed) resync();
-    },
+    onReopen: () => resync(),
     token: () => state.token,
   });
   state.stream.start();
-  loadQueue().catch((error) => queueNotice(`Queue: ${error.message}`));
+  $("alerts").hidden = !alertsWanted();
+  resync();
+}
+
+/** "Log out": asks whether to hand the chats back (the default) or keep them. */
+async function askLogout() {
+  let handBack = true;
+  if (state.held.size) {
+    const dialog = $("logout-dialog");
+    $("logout-text").textContent =
+      `You hold ${state.held.size} chat${state.held.size === 1 ? "" : "s"}. ` +
+      "Hand them back to the queue so another agent takes them?";
+    dialog.showModal();
+    const choice = await new Promise((resolve) =>
+      dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }),
+    );
+    if (choice === "cancel" || choice === "") return;
+    handBack = choice === "hand_back";
+  }
+  try {
+    await api("/api/agents/logout", { method: "POST", body: { hand_back: handBack } });
+  } catch {
+    // signed out here anyway; the server's grace period returns the chats
+  }
+  logout("");
 }
 
 function logout(message) {
@@ -411,7 +582,6 @@ function logout(message) {
   state.stream = null;
   clearInterval(state.tick);
   sessionStorage.removeItem(AUTH_KEY);
-  sessionStorage.removeItem(HELD_KEY);
   state.token = null;
   state.agentId = null;
   for (const entry of state.queue.values()) entry.el.remove();
@@ -419,7 +589,11 @@ function logout(message) {
   for (const held of state.held.values()) held.el.remove();
   state.held.clear();
   state.current = null;
-  markSeen();
+  state.seen.clear();
+  state.loaded = false;
+  state.team.clear();
+  $("team").replaceChildren();
+  renderUnseen();
   setConnection("idle");
   $("desk").hidden = true;
   $("whoami").hidden = true;
@@ -459,26 +633,49 @@ async function login(event) {
 
 function init() {
   $("login-form").addEventListener("submit", login);
-  $("logout").addEventListener("click", () => logout(""));
+  $("logout").addEventListener("click", askLogout);
   $("badge").addEventListener("click", markSeen);
-  $("release").addEventListener("click", release);
+  $("release").addEventListener("click", () => finish("release"));
+  $("close-chat").addEventListener("click", () => finish("close"));
+  $("presence").addEventListener("change", (event) => setPresence(event.target.value));
+  $("alerts").addEventListener("click", async () => {
+    await askForAlerts();
+    $("alerts").hidden = !alertsWanted();
+  });
   // Coming back to the tab counts as having looked at the queue.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && state.unseen) markSeen();
+    if (document.visibilityState === "visible" && unseenCount()) markSeen();
   });
 
   const input = $("reply-input");
   const form = $("composer");
+  state.counter = lengthCounter(input, $("length"), () => state.limits.message_max_chars);
+  loadLimits(api).then((limits) => {
+    state.limits = limits;
+    state.counter.render();
+  });
+  input.addEventListener("input", () => {
+    if ($("conv-error").textContent.startsWith("Too long") && !state.counter.tooLong()) {
+      $("conv-error").textContent = "";
+    }
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = input.value.trim();
     if (!content || !state.current) return;
+    const tooLong = state.counter.tooLong();
+    if (tooLong) {
+      $("conv-error").textContent = tooLong;
+      return;
+    }
     input.value = "";
+    state.counter.render();
     try {
       await sendReply(content);
       $("conv-error").textContent = "";
     } catch (error) {
       if (!input.value) input.value = content;
+      state.counter.render();
       $("conv-error").textContent = `Not sent: ${error.message}`;
     }
   });
@@ -500,13 +697,6 @@ function init() {
     state.agentId = saved.agentId;
     state.token = saved.token;
     startDesk();
-    let held = [];
-    try {
-      held = JSON.parse(sessionStorage.getItem(HELD_KEY) || "[]");
-    } catch {
-      held = [];
-    }
-    recheckHeld(held);
   }
 }
 

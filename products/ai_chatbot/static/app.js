@@ -129,10 +129,13 @@ function statusText() {
         : "Chatting with the bot · 智能客服";
     case "waiting_agent": {
       if (!state.queuePosition) return "Waiting for an agent · 排队中";
-      const wait =
-        typeof state.estimatedWait === "number"
-          ? ` · about ${Math.max(1, Math.round(state.estimatedWait / 60))} min`
-          : "";
+      let wait = "";
+      if (typeof state.estimatedWait === "number") {
+        wait =
+          state.estimatedWait < 60
+            ? " · less than a minute"
+            : ` · about ${Math.round(state.estimatedWait / 60)} min`;
+      }
       return `Waiting for an agent · you are number ${state.queuePosition} in the queue${wait}`;
     }
     case "agent_active":
@@ -226,7 +229,8 @@ function onEvent(envelope) {
           addNotice(key, `Agent ${payload.agent_id} joined the chat`, envelope.timestamp);
         } else if (payload.status === "ai" && payload.previous_status === "agent_active") {
           addNotice(key, "The agent left; the bot is back", envelope.timestamp);
-        } else if (payload.status === "waiting_agent") {
+        } else if (payload.status === "waiting_agent" && payload.previous_status !== "agent_active") {
+          // (Back in the queue from an agent: the transcript's notice says why.)
           addNotice(key, "You asked for a human agent", envelope.timestamp);
         } else if (payload.status === "closed") {
           addNotice(key, "The chat was closed", envelope.timestamp);
@@ -448,6 +452,12 @@ function init() {
   const input = $("message-input");
   const form = $("composer");
   state.counter = lengthCounter(input, $("length"), () => state.limits.message_max_chars);
+  input.addEventListener("input", () => {
+    // The refusal goes away once the text fits.
+    if ($("chat-error").textContent.startsWith("Too long") && !state.counter.tooLong()) {
+      showError("");
+    }
+  });
   loadLimits(api).then((limits) => {
     state.limits = limits;
     state.counter.render();

@@ -50,7 +50,7 @@ def test_customer_and_agent_chat_through_a_handover(
         # 转人工: the customer waits; the agent's queue gets it without a reload.
         customer.get_by_role("button", name=re.compile("talk to a human", re.I)).click()
         expect(customer.locator("#status-text")).to_have_text(
-            "Waiting for an agent · place 1 in queue"
+            "Waiting for an agent · you are number 1 in the queue"
         )
         waited = customer.locator("#waited")
         expect(waited).to_have_text(re.compile(r"^waited 0:0\d$"))
@@ -195,8 +195,10 @@ def test_takeover_of_a_session_another_agent_took_shows_who(
         expect(customer.locator("#status-text")).to_contain_text(f"Agent {OTHER_AGENT_ID} joined")
         shots.take("other-agent-took-it")
 
-        item.get_by_role("button", name=f"Take over {session}").click()
-        expect(agent.locator("#queue-notice")).to_have_text(f"{session}: taken by {OTHER_AGENT_ID}")
+        item.get_by_role("button", name=re.compile("^Take over")).click()
+        expect(agent.locator("#queue-notice")).to_have_text(
+            f"Customer {session[-6:]}: taken by {OTHER_AGENT_ID}"
+        )
         expect(item).to_have_count(0)
         expect(agent.locator("#queue-empty")).to_be_visible()
         expect(agent.locator("#conv-empty")).to_be_visible()
