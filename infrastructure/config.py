@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Shipped so that development works out of the box; the services warn loudly
@@ -109,6 +109,17 @@ class Settings(BaseSettings):
     ESCALATION_RATE_LIMIT_PER_MINUTE: int = Field(default=30, ge=1)
     ESCALATION_RATE_LIMIT_BURST: int = Field(default=10, ge=1)
     MAX_JSON_DEPTH: int = Field(default=32, ge=1)
+
+    @model_validator(mode="after")
+    def _presence_outlives_a_tick(self) -> Settings:
+        # Entries refreshed every tick must live longer than a tick, or every agent would
+        # flicker offline between two refreshes.
+        if self.PRESENCE_TTL_SECONDS <= self.DESK_TICK_SECONDS:
+            raise ValueError(
+                f"PRESENCE_TTL_SECONDS ({self.PRESENCE_TTL_SECONDS}) must be greater than "
+                f"DESK_TICK_SECONDS ({self.DESK_TICK_SECONDS}); three ticks or more is safe"
+            )
+        return self
 
     @property
     def uses_development_secret(self) -> bool:

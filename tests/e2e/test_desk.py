@@ -5,8 +5,8 @@ queue's front, each customer told."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 
 import httpx
 import pytest

@@ -94,11 +94,22 @@ async def test_held_chats_presence_logout_and_rating(deployment: Deployment) -> 
         assert (await http.get(f"{d.chatbot}/api/sessions/{name}/queue", headers=customer)).json()[
             "position"
         ] == 1
+        # Written while back in the queue: kept, and the next agent reads it.
+        waiting_note = await http.post(
+            f"{d.chatbot}/api/sessions/{name}/messages",
+            json={"content": "still waiting"},
+            headers=customer,
+        )
+        assert waiting_note.status_code == 201
         transcript = (
             await http.get(f"{d.chatbot}/api/sessions/{name}/messages", headers=customer)
         ).json()
-        assert [m["content"] for m in transcript][:2] == ["转人工", "hello?"]
-        assert transcript[-1]["sender"] == "system"
+        assert [m["content"] for m in transcript if m["sender"] == "customer"] == [
+            "转人工",
+            "hello?",
+            "still waiting",
+        ]
+        assert transcript[-2]["sender"] == "system"
 
         listed = {
             a["agent_id"]: a
