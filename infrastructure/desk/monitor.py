@@ -1,9 +1,10 @@
 """This replica's part of presence: which agents and customers have a live stream here.
 
-A stream opened by an agent or a customer *enters* (the first one of that person on this
-replica writes the presence entry at once), and its close *leaves* (the last one removes
-it). Every ``DESK_TICK_SECONDS`` the replica refreshes its entries (so they expire when
-it crashes) and runs the desk's sweep; each replica does, and each sweep is atomic.
+A stream opened by an agent *enters* (the first one of that agent on this replica writes
+its presence entry at once) and its close *leaves* (the last one removes it). Customers'
+streams are written in batches with each tick. Every ``DESK_TICK_SECONDS`` the replica
+refreshes its entries (so they expire when it crashes) and runs the desk's sweep; each
+replica does, and each sweep is atomic.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .service import DeskService
 logger = logging.getLogger(__name__)
 
 _Key = tuple[PresenceKind, str]
+#: Customers refreshed per script call (a long script would hold Redis up).
+_BATCH = 1000
 
 
 def _presence_key(principal: Principal) -> _Key | None:
@@ -48,7 +51,9 @@ class DeskMonitor:
         if key is None:
             return _nothing
         self._open[key] += 1
-        if self._open[key] == 1:
+        # An agent counts at once (assignment starts when it comes online); a customer's
+        # stream is written with the next tick, in one batch (thousands open at once).
+        if self._open[key] == 1 and key[0] == "agent":
             self._spawn(self._enter(key))
         released = False
 
@@ -60,7 +65,8 @@ class DeskMonitor:
             self._open[key] -= 1
             if self._open[key] <= 0:
                 del self._open[key]
-                self._spawn(self._leave(key))
+                if key[0] == "agent":
+                    self._spawn(self._leave(key))
 
         return leave
 
@@ -101,7 +107,10 @@ class DeskMonitor:
         agents = [ident for kind, ident in self._open if kind == "agent"]
         customers = [ident for kind, ident in self._open if kind == "customer"]
         await self.service.presence_changed(await desk.enter("agent", agents))
-        await desk.enter("customer", customers)
+        # A customer whose stream closed here is not refreshed: its entry expires after
+        # PRESENCE_TTL_SECONDS, and the abandon period counts from then.
+        for start in range(0, len(customers), _BATCH):
+            await desk.enter("customer", customers[start : start + _BATCH])
         await self.service.tick()
 
     async def _run(self) -> None:

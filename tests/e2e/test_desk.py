@@ -168,3 +168,58 @@ async def test_an_agent_lost_with_its_replica_loses_no_customer(desk: Deployment
         finally:
             for stream in customer_streams:
                 await stream.close()
+
+
+@pytest.fixture
+def quick_abandon() -> Iterator[Deployment]:
+    deployed = start_deployment(env={**DESK_ENV, "CUSTOMER_ABANDON_SECONDS": "1"})
+    yield deployed
+    stop_deployment(deployed)
+
+
+async def test_a_customer_who_left_leaves_the_queue_one_who_stays_keeps_it(
+    quick_abandon: Deployment,
+) -> None:
+    d = quick_abandon
+    watcher = await _agent_stream(d, "watcher", 0)
+    await _set_away(d, "watcher")  # online agents would take the chats at once
+    async with httpx.AsyncClient(timeout=30) as http:
+        streams: dict[str, SseStream] = {}
+        names = []
+        for _ in range(2):
+            name, token = await _new_waiting(http, d.chatbot)
+            streams[name] = await SseStream(
+                f"{d.chatbot}/api/sessions/{name}/events?token={token}"
+            ).start()
+            escalated = await http.post(
+                f"{d.chatbot}/api/manual/escalate",
+                json={"session_name": name},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert escalated.json()["status"] == "waiting_agent"
+            names.append(name)
+        stays, goes = names
+        await streams[goes].close()  # the tab is closed
+        try:
+            event = await watcher.wait_type("abandoned", timeout=15, session_name=goes)
+            assert event.payload["status"] == "abandoned"
+            queue = (
+                await http.get(f"{d.workbench}/api/sessions", headers=d.agent_headers("watcher"))
+            ).json()
+            assert [s["session_name"] for s in queue] == [stays]
+            await streams[stays].wait_type(
+                "queue_position", timeout=10, session_name=stays, position=1
+            )
+        finally:
+            await streams[stays].close()
+            await watcher.close()
+
+
+async def _set_away(d: Deployment, agent: str) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.put(
+            f"{d.workbench}/api/agents/me/status",
+            json={"status": "away"},
+            headers=d.agent_headers(agent),
+        )
+        assert answer.json()["status"] == "away"
