@@ -1,7 +1,8 @@
 """The app factory both services are built with.
 
-The lifespan owns every resource: the SSE bus (and through it the Redis
-connections), the session store, the HTTP client of the bot. On SIGTERM the
+The lifespan owns every resource: the process's container (the Redis connections,
+the SSE bus, the session store, the limits; ``infrastructure/container.py``), the HTTP
+client of the bot. On SIGTERM the
 open streams are ended first, each with a ``retry:`` hint, so that uvicorn's
 graceful shutdown is not held up by them and browsers reconnect elsewhere.
 """
@@ -12,7 +13,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 from types import FrameType
@@ -24,13 +25,11 @@ from fastapi.staticfiles import StaticFiles
 
 from infrastructure.auth.logging import install_log_redaction
 from infrastructure.auth.tokens import check_auth_secret
-from infrastructure.bootstrap import sse
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bootstrap.redis_sse import init_redis_sse, shutdown_redis_sse
+from infrastructure.bus.api import SseBus
 from infrastructure.config import Settings, get_settings
+from infrastructure.container import build_container
 from infrastructure.metrics import build_registry
-from infrastructure.sessions import SessionStore
-from infrastructure.sessions.memory import InMemorySessionStore
-from infrastructure.sessions.redis_store import RedisSessionStore
 from infrastructure.web.body_limit import BodyLimitMiddleware
 from infrastructure.web.errors import install_error_handlers
 from infrastructure.web.fast_path import FastRoute, ServiceApp
@@ -69,12 +68,13 @@ def create_service_app(
                 "forge tokens. Set AUTH_SECRET (make run writes a random one to .env). !!!",
                 service,
             )
-        bus = SseBus(settings)
-        await bus.start()
-        sse.set_sse_bus(bus)
-        app.state.bus = bus
-        app.state.store, close_store = _build_store(bus, settings)
-        restore = _end_streams_on_signal(bus)
+        # Every shared resource, from one function (infrastructure/container.py); the
+        # process's container, which the seed's init/shutdown functions start and close.
+        container = build_container(settings)
+        await init_redis_sse(container=container)
+        for key, value in container.state().items():
+            setattr(app.state, key, value)
+        restore = _end_streams_on_signal(container.bus)
         _tune_gc(settings)
         try:
             if extra_lifespan is None:
@@ -84,9 +84,7 @@ def create_service_app(
                     yield
         finally:
             restore()
-            await bus.stop()
-            await close_store()
-            sse.set_sse_bus(None)
+            await shutdown_redis_sse(container)
 
     app = ServiceApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.fast_routes = [*shared_fast_routes, *fast_routes]
@@ -110,24 +108,6 @@ def create_service_app(
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     return app
-
-
-def _build_store(
-    bus: SseBus, settings: Settings
-) -> tuple[SessionStore, Callable[[], Awaitable[None]]]:
-    """The session store and how to close it.
-
-    In Redis mode the store shares the bus's command pool (one pool per process,
-    closed with the bus; its commands are retried once on a stale connection), and
-    reads sessions on the bus's pipelined connection.
-    """
-
-    async def nothing() -> None:
-        return None
-
-    if bus.manager is None:
-        return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
-    return RedisSessionStore(bus.manager.redis, settings, reads=bus.manager.pipe), nothing
 
 
 def _end_streams_on_signal(bus: SseBus) -> Callable[[], None]:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
 from infrastructure.sessions import SessionStore as SessionStoreProtocol
 from infrastructure.web.fast_path import LAST_EVENT_ID_HEADER, LAST_EVENT_ID_QUERY
 

@@ -41,7 +41,7 @@ from infrastructure.auth.dependencies import (
 )
 from infrastructure.auth.limits import StreamSlots, stream_slots_of
 from infrastructure.auth.tokens import Principal
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
 from infrastructure.config import Settings
 from infrastructure.sessions import SessionStore
 from infrastructure.web.direct_write import one_write

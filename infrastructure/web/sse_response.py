@@ -24,8 +24,9 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from infrastructure.bootstrap.fanout import PING, Event, Listener, ListenerClosed, http_chunk
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
+from infrastructure.bus.event import PING, Event, http_chunk
+from infrastructure.bus.listener import Listener, ListenerClosed
 from infrastructure.web.direct_write import Connection, direct_connection, one_write
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class EventStreamResponse(Response):
     ) -> Callable[[Event | bytes], bool]:
         """What the listener calls to write one item at once, from the publisher's
         call stack, while this response waits with nothing buffered. What it writes
-        is counted by the hub, once per event (``LocalHub.on_written``).
+        is counted by the hub, once per event (its ``DeliveryCounter``).
 
         With a ``direct`` connection (uvicorn's httptools server) the item's bytes,
         framed as an HTTP/1.1 chunk, go straight to its transport: the chunk of a

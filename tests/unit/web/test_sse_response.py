@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from infrastructure.bootstrap.fanout import Listener, http_chunk
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.event import http_chunk
+from infrastructure.bus.listener import Listener
 from infrastructure.config import Settings
 from infrastructure.events import Target
 from infrastructure.web.sse_response import EventStreamResponse
