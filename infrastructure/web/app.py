@@ -107,6 +107,7 @@ def create_service_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    app.seal()  # middleware added from here on sees every request, the fast path's too
     return app
 
 

@@ -110,7 +110,8 @@ class EventStreamResponse(Response):
                 )
             timer = loop.call_later(self.heartbeat, tick)
             if inspect.iscoroutinefunction(send):
-                self.direct = direct_connection(scope, send)
+                if self.bus.settings.SSE_DIRECT_WRITE:
+                    self.direct = direct_connection(scope, send)
                 listener.writer = self._writer(send, self.direct)
             while True:
                 try:
