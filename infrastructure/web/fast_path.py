@@ -193,14 +193,16 @@ class ServiceApp(FastAPI):
     """The FastAPI app, with :class:`FastRoute` handlers served by an explicit layer of
     its middleware stack (:class:`FastPathMiddleware`).
 
-    The stack, outermost first: middleware added after :meth:`seal` (the app factory
-    seals once its own middleware is in; they see every request, the fast path's too),
-    the fast path, then FastAPI's own stack (its error handling, the factory's
-    middleware: CORS, the body limit; the routes). The fast path sits outside
-    FastAPI's stack because that stack wraps ``send`` (its error middleware), which
-    would hide uvicorn's connection from ``direct_write`` and ``one_write``; a
-    middleware added later that wraps ``send`` turns them off for what it wraps, and
-    nothing else changes (they are feature-detected).
+    A request goes, outermost first, through: middleware added after :meth:`seal` (the
+    app factory seals once its own middleware is in; they see every request, the fast
+    path's too), the fast path, then FastAPI (its telemetry, then its stack: error
+    handling, the factory's middleware (CORS, the body limit), the routes). The fast
+    path sits outside FastAPI because FastAPI's stack wraps ``send`` (its error
+    middleware), which would hide uvicorn's connection from ``direct_write`` and
+    ``one_write``, and because its per-request telemetry check costs as much as a tenth
+    of a publish (bench/README.md); a middleware added later that wraps ``send`` turns
+    the direct writes off for what it wraps, and nothing else changes (they are
+    feature-detected).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -216,6 +218,7 @@ class ServiceApp(FastAPI):
         #: Middleware added after :meth:`seal`: around the fast path.
         self._outer: list[Middleware] = []
         self._sealed = False
+        self._entry: ASGIApp | None = None
 
     def seal(self) -> None:
         """From now on, :meth:`add_middleware` wraps the fast path too."""
@@ -225,12 +228,21 @@ class ServiceApp(FastAPI):
         if not self._sealed:
             super().add_middleware(middleware_class, *args, **kwargs)
             return
-        if self.middleware_stack is not None:
+        if self._entry is not None:
             raise RuntimeError("Cannot add middleware after an application has started")
         self._outer.insert(0, Middleware(middleware_class, *args, **kwargs))
 
-    def build_middleware_stack(self) -> ASGIApp:
-        app: ASGIApp = FastPathMiddleware(super().build_middleware_stack(), self)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry = self._entry
+        if entry is None:
+            entry = self._entry = self._build_entry()
+        await entry(scope, receive, send)
+
+    def _build_entry(self) -> ASGIApp:
+        """The outer middleware, then the fast path, then FastAPI (its ``__call__``:
+        telemetry, then its own stack), built once."""
+        fastapi_app: ASGIApp = super().__call__
+        app: ASGIApp = FastPathMiddleware(fastapi_app, self)
         for cls, args, kwargs in reversed(self._outer):
             app = cls(app, *args, **kwargs)
         return app
