@@ -57,7 +57,7 @@ class StreamSlot:
 
     def __del__(self) -> None:
         # Dropped unreleased: released now. ``__del__`` rather than ``weakref.finalize``,
-        # whose registration cost every stream opened some 5,000 instructions.
+        # whose registration cost every stream opened more (bench/README.md).
         self.release()
 
     def __enter__(self) -> StreamSlot:
@@ -403,7 +403,7 @@ def check_json_depth(obj: object, max_depth: int) -> None:
     Iterative, so a hostile document cannot exhaust the Python stack while being checked; a
     document this deep would otherwise do so later, in whatever walks it recursively. Level
     by level, a scalar costing one ``isinstance``: every publish runs this, and a stack of
-    (value, depth) pairs cost it 1.5 % more instructions (``bench --instructions``, a)."""
+    (value, depth) pairs cost it more (bench/README.md)."""
     level: list[Any] = [obj] if isinstance(obj, _CONTAINERS) else []
     depth = 0
     while level:
