@@ -5,20 +5,17 @@ All of it is per process. Where that matters (the rate limit) the note is beside
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Annotated, Any, Final, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.datastructures import State
 
 from infrastructure.auth.dependencies import CurrentPrincipal, SettingsDep
@@ -35,10 +32,10 @@ T = TypeVar("T")
 
 
 class StreamSlot:
-    """One open stream. Release it when the stream ends: ``with slot:``, :meth:`release`, or
-    :func:`hold_while`. Releasing twice is harmless, and a slot that is dropped unreleased
-    (a response whose body never started, so its ``finally`` never ran) is released when it
-    is garbage-collected instead of leaking the count forever."""
+    """One open stream. Release it when the stream ends: ``with slot:`` or :meth:`release`
+    (the SSE response releases it as it ends). Releasing twice is harmless, and a slot that
+    is dropped unreleased (a response whose body never started, so its ``finally`` never
+    ran) is released when it is garbage-collected instead of leaking the count forever."""
 
     __slots__ = ("_key", "_slots")
 
@@ -94,7 +91,7 @@ class StreamSlots:
     Usage in a route::
 
         slot = slots.acquire(principal)            # may raise 429 / 503
-        return StreamingResponse(hold_while(slot, event_stream()), ...)
+        return EventStreamResponse(bus, listener, on_close=slot.release)
     """
 
     def __init__(self, max_per_token: int, max_total: int, retry_after_seconds: int = 5) -> None:
@@ -116,9 +113,6 @@ class StreamSlots:
     @property
     def total(self) -> int:
         return self._total
-
-    def open_for(self, principal: Principal) -> int:
-        return self._per_key.get(principal.token_id, 0)
 
     def acquire(self, principal: Principal) -> StreamSlot:
         key = principal.token_id
@@ -152,13 +146,6 @@ class StreamSlots:
             else:
                 self._per_key[key] = count - 1
             self._total -= 1
-
-
-async def hold_while(slot: StreamSlot, stream: AsyncIterable[T]) -> AsyncGenerator[T, None]:
-    """``stream``, releasing ``slot`` when it ends, fails or the client goes away."""
-    with slot:
-        async for item in stream:
-            yield item
 
 
 async def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlots:
@@ -209,8 +196,8 @@ class MemoryRateLimiter:
     ``per_minute``.
 
     NOTE: with N replicas behind a load balancer the effective limit is N times this, since
-    each replica counts only what it sees. :class:`RedisRateLimiter` is the shared variant
-    behind the same interface.
+    each replica counts only what it sees (a bucket in Redis behind the same interface
+    would be the shared variant; none is wired today).
     """
 
     def __init__(
@@ -251,98 +238,6 @@ class MemoryRateLimiter:
         return decision
 
 
-# The same bucket in Redis, atomically. Time comes from Redis (TIME) so that replicas with
-# skewed clocks agree; scripts are replicated by effect, so TIME is allowed in them.
-# Returns {allowed (0/1), retry_after in ms}.
-TOKEN_BUCKET_LUA: Final = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])          -- tokens per millisecond
-local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(bucket[1])
-local ts = tonumber(bucket[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
-end
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-local retry_ms = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  retry_ms = math.ceil((cost - tokens) / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
--- A bucket untouched long enough to be full again is the same as no bucket.
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate) + 1000)
-return {allowed, retry_ms}
-"""
-
-
-class RedisRateLimiter:
-    """:class:`MemoryRateLimiter`'s bucket in Redis, shared by every replica.
-
-    While Redis is unreachable it falls back to a per-process bucket (the limit then is per
-    replica again) rather than refusing or waving through every message. A message must not
-    wait for Redis's reconnect attempts (seconds, with redis-py's retries), so each call is
-    cut off after ``timeout_seconds``, and after a failure Redis is left alone for
-    ``cooldown_seconds`` instead of every request paying that timeout again."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        per_minute: float,
-        burst: int,
-        *,
-        key_prefix: str = "ratelimit:",
-        fallback: RateLimiter | None = None,
-        timeout_seconds: float = 0.25,
-        cooldown_seconds: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if per_minute <= 0 or burst < 1:
-            raise ValueError("per_minute must be > 0 and burst >= 1")
-        self._redis = redis
-        self.rate_per_ms = per_minute / 60_000.0
-        self.capacity = burst
-        self.key_prefix = key_prefix
-        self.fallback: RateLimiter = fallback or MemoryRateLimiter(per_minute, burst)
-        self.timeout_seconds = timeout_seconds
-        self.cooldown_seconds = cooldown_seconds
-        self._clock = clock
-        self._redis_down_until = float("-inf")
-        self._script = redis.register_script(TOKEN_BUCKET_LUA)
-
-    @property
-    def using_fallback(self) -> bool:
-        return self._clock() < self._redis_down_until
-
-    async def hit(self, key: str, cost: float = 1.0) -> RateDecision:
-        if self.using_fallback:
-            return await self.fallback.hit(key, cost)
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                result = await self._script(
-                    keys=[f"{self.key_prefix}{key}"],
-                    args=[self.capacity, repr(self.rate_per_ms), repr(cost)],
-                )
-        except (RedisError, OSError, TimeoutError):
-            logger.warning(
-                "rate limiter: Redis unavailable, per-process buckets for %.1f s",
-                self.cooldown_seconds,
-            )
-            self._redis_down_until = self._clock() + self.cooldown_seconds
-            return await self.fallback.hit(key, cost)
-        allowed, retry_ms = int(result[0]), int(result[1])
-        if allowed:
-            return RateDecision(True)
-        return RateDecision(False, retry_ms / 1000.0)
-
-
 def rate_limit_key(principal: Principal) -> str:
     # Per token: a new token (a new session, a new login) starts a new bucket; that is what
     # the issue asks for, and issuing tokens is itself an authenticated or cheap-to-limit step.
@@ -361,7 +256,7 @@ async def enforce_rate_limit(limiter: RateLimiter, principal: Principal) -> None
 
 async def get_rate_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
     """The process's limiter, kept on ``app.state.rate_limiter``; in memory unless an app
-    factory put a :class:`RedisRateLimiter` there."""
+    factory put another :class:`RateLimiter` there (the container puts this one)."""
     limiter: RateLimiter = state_value(
         request.app.state,
         "rate_limiter",
@@ -416,11 +311,3 @@ def check_json_depth(obj: object, max_depth: int) -> None:
                 if isinstance(child, _CONTAINERS):
                     below.append(child)
         level = below
-
-
-def require_json_depth(obj: object, max_depth: int) -> None:
-    """:func:`check_json_depth` as an HTTP answer: 422, like any other invalid body."""
-    try:
-        check_json_depth(obj, max_depth)
-    except JSONTooDeep as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
