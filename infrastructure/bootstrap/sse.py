@@ -90,7 +90,7 @@ async def _enqueue_to_memory(target: str | Target, payload: Mapping[str, Any]) -
 
 async def _subscribe_from_memory(target: str | Target) -> AsyncGenerator[dict[str, Any], None]:
     bus = get_sse_bus()
-    listener = Listener([bus.channel(target)], bus.settings.SSE_QUEUE_MAXSIZE)
+    listener = Listener([bus.channel(target)], bus.settings.SSE_QUEUE_MAXSIZE, owner=bus.hub)
     bus.hub.add(listener)
     try:
         async with contextlib.aclosing(envelopes(listener)) as events:
@@ -108,7 +108,7 @@ def get_sse_queues() -> dict[str, list[Listener]]:
 def get_or_create_sse_queue(target: str | Target) -> Listener:
     """A new listener queue on ``target`` (close it with :func:`remove_sse_queue`)."""
     bus = get_sse_bus()
-    listener = Listener([bus.channel(target)], bus.settings.SSE_QUEUE_MAXSIZE)
+    listener = Listener([bus.channel(target)], bus.settings.SSE_QUEUE_MAXSIZE, owner=bus.hub)
     bus.hub.add(listener)
     return listener
 

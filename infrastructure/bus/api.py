@@ -141,7 +141,7 @@ class SseBus:
         """
         channels = [self.channel(t) for t in targets]
         cursor = parse_cursor(last_event_id, len(channels)) if last_event_id else None
-        listener = Listener(channels, self.settings.SSE_QUEUE_MAXSIZE, cursor)
+        listener = Listener(channels, self.settings.SSE_QUEUE_MAXSIZE, cursor, self.hub)
         if self.manager is not None:
             await self.manager.attach(listener, cursor)
             return listener

@@ -53,6 +53,10 @@ class LocalHub:
         self.dropped_slow = 0
 
     def add(self, listener: Listener) -> None:
+        """Register ``listener``, made for this hub (``Listener(..., owner=hub)``: it
+        leaves by itself when it closes)."""
+        if listener.owner is not self:
+            raise ValueError("a listener joins the hub it was made for (owner=hub)")
         for channel in listener.channels:
             listeners = self._channels.get(channel)
             if listeners is None:
@@ -60,7 +64,6 @@ class LocalHub:
                 if self._watcher is not None:
                     self._watcher.channel_opened(channel)
             listeners[listener] = None
-        listener.on_close = self._on_listener_close
 
     def remove(self, listener: Listener) -> None:
         for channel in listener.channels:
@@ -73,7 +76,7 @@ class LocalHub:
                 if self._watcher is not None:
                     self._watcher.channel_closed(channel)
 
-    def _on_listener_close(self, listener: Listener) -> None:
+    def listener_closed(self, listener: Listener) -> None:
         if listener.close_reason == "slow":
             self.dropped_slow += 1
             logger.warning(

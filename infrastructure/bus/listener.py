@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from infrastructure.bus.cursor import format_cursor
 from infrastructure.bus.event import ORIGIN_EPOCH, ORIGIN_ID, PING, Event
@@ -25,24 +25,36 @@ class ListenerClosed(Exception):
         self.reason = reason
 
 
+class ListenerOwner(Protocol):
+    """What a listener belongs to (the hub): told when it closes, so it leaves."""
+
+    def listener_closed(self, listener: Listener) -> None: ...
+
+
+#: Writes one item at once; ``True`` when it did (see :meth:`Listener.consume`).
+Writer = Callable[[Event | bytes], bool]
+
+
 class Listener:
     """One consumer (an SSE response, or a ``subscribe()`` generator).
 
     Its buffer is bounded: a listener that falls ``maxsize`` events behind is
     closed with reason ``"slow"`` rather than let memory grow; its client
-    resumes from history with its ``Last-Event-ID``.
+    resumes from history with its ``Last-Event-ID``. Its ``owner`` (the hub it
+    joins) is given at construction and hears when it closes.
     """
 
     __slots__ = (
         "_buf",
         "_floors",
+        "_on_closed",
+        "_owner",
         "_waiter",
+        "_writer",
         "channels",
         "close_reason",
         "cursor",
         "maxsize",
-        "on_close",
-        "writer",
     )
 
     def __init__(
@@ -50,18 +62,17 @@ class Listener:
         channels: Sequence[str],
         maxsize: int,
         cursor: Sequence[tuple[str, str]] | None = None,
+        owner: ListenerOwner | None = None,
     ) -> None:
         self.channels = tuple(channels)
         self.maxsize = maxsize
+        self._owner = owner
         self._buf: deque[Event | bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.close_reason: str | None = None
-        self.on_close: Callable[[Listener], None] | None = None
-        #: Set by a consumer that can write an item at once (the SSE response): while
-        #: the consumer waits with nothing buffered, ``push`` hands items straight to it
-        #: (``True``: taken) instead of buffering them and waking the consumer's task,
-        #: a task switch per event and listener saved on the hottest path.
-        self.writer: Callable[[Event | bytes], bool] | None = None
+        #: The consumer's, while it writes at once (:meth:`consume`).
+        self._writer: Writer | None = None
+        self._on_closed: Callable[[Listener], None] | None = None
         #: (epoch, id) per channel: where this listener is. Only kept up to date
         #: for multi-channel listeners, which need it for their ``id:`` line.
         self.cursor: list[tuple[str, str]] = (
@@ -81,12 +92,13 @@ class Listener:
         if isinstance(item, Event) and self._floors is not None and self._below_floor(item):
             return False
         waiter = self._waiter
+        writer = self._writer
         if (
-            self.writer is not None
+            writer is not None
             and waiter is not None
             and not waiter.done()
             and not self._buf
-            and self.writer(item)
+            and writer(item)
         ):
             return True
         if item is PING:
@@ -148,8 +160,36 @@ class Listener:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self.on_close is not None:
-            self.on_close(self)
+        if self._owner is not None:
+            self._owner.listener_closed(self)
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    # --- the consumer that writes at once ---
+
+    def consume(
+        self, writer: Writer | None, on_closed: Callable[[Listener], None] | None = None
+    ) -> None:
+        """A consumer that can write an item at once (the SSE response): while it waits
+        with nothing buffered, :meth:`push` hands items straight to ``writer`` (``True``:
+        taken) instead of buffering them and waking the consumer's task, a task switch
+        per event and listener saved on the hottest path. ``on_closed`` hears of the
+        close (after the owner)."""
+        self._writer = writer
+        self._on_closed = on_closed
+
+    def stop_consuming(self) -> None:
+        self._writer = None
+        self._on_closed = None
+
+    @property
+    def owner(self) -> ListenerOwner | None:
+        return self._owner
+
+    @property
+    def consuming(self) -> bool:
+        """A consumer writes at once (:meth:`consume`)."""
+        return self._writer is not None
 
     # --- consumer side ---
 

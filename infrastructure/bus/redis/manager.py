@@ -257,7 +257,7 @@ class RedisSseManager:
 
     async def subscribe(self, channel: str) -> AsyncGenerator[dict[str, Any], None]:
         """The seed's async generator: the envelopes published on ``channel``."""
-        listener = Listener([channel], self.settings.SSE_QUEUE_MAXSIZE)
+        listener = Listener([channel], self.settings.SSE_QUEUE_MAXSIZE, owner=self.hub)
         await self.attach(listener)
         try:
             async with contextlib.aclosing(envelopes(listener)) as events:

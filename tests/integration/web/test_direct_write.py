@@ -113,7 +113,7 @@ async def open_stream(server: StreamServer) -> AsyncIterator[asyncio.StreamReade
         assert head.startswith(b"HTTP/1.1 200"), head
         assert b"transfer-encoding: chunked" in head.lower(), head
         await async_wait_until(
-            lambda: server.responses and server.responses[-1].listener.writer is not None,
+            lambda: server.responses and server.responses[-1].listener.consuming,
             TIMEOUT,
             description="the stream to be open",
         )

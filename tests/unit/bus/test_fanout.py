@@ -231,7 +231,7 @@ def test_hub_subscribes_on_first_listener_and_unsubscribes_on_last() -> None:
     watcher = Watcher()
     calls = watcher.calls
     hub = LocalHub(watcher)
-    listeners = [Listener([CH], 10) for _ in range(100)]
+    listeners = [Listener([CH], 10, owner=hub) for _ in range(100)]
     for listener in listeners:
         hub.add(listener)
     assert calls == [("first", CH)]
@@ -245,10 +245,18 @@ def test_hub_subscribes_on_first_listener_and_unsubscribes_on_last() -> None:
     assert hub.registry() == {}
 
 
+def test_a_listener_joins_only_the_hub_it_was_made_for() -> None:
+    hub, other = LocalHub(), LocalHub()
+    with pytest.raises(ValueError, match="owner=hub"):
+        hub.add(Listener([CH], 10, owner=other))
+    with pytest.raises(ValueError, match="owner=hub"):
+        hub.add(Listener([CH], 10))
+
+
 def test_hub_dispatch_reaches_every_listener_of_the_channel_only() -> None:
     hub = LocalHub()
-    mine, theirs = Listener([CH], 10), Listener([OTHER], 10)
-    both = Listener([CH, OTHER], 10)
+    mine, theirs = Listener([CH], 10, owner=hub), Listener([OTHER], 10, owner=hub)
+    both = Listener([CH, OTHER], 10, owner=hub)
     for listener in (mine, theirs, both):
         hub.add(listener)
     assert hub.dispatch(ev(1)) == 2
@@ -269,8 +277,9 @@ async def test_hub_reports_how_many_writers_wrote_an_event_at_once() -> None:
     def refusing(item: Event | bytes) -> bool:
         return False  # a full socket: the item waits in the buffer
 
-    taking, full, plain = Listener([CH], 10), Listener([CH], 10), Listener([CH], 10)
-    taking.writer, full.writer = writer, refusing
+    taking, full, plain = (Listener([CH], 10, owner=hub) for _ in range(3))
+    taking.consume(writer)
+    full.consume(refusing)
     waiting = [asyncio.create_task(ls.next_batch()) for ls in (taking, full, plain)]
     for listener in (taking, full, plain):
         hub.add(listener)
@@ -289,7 +298,7 @@ async def test_hub_reports_how_many_writers_wrote_an_event_at_once() -> None:
 
 def test_hub_drops_a_slow_listener_and_keeps_the_others() -> None:
     hub = LocalHub()
-    slow, fast = Listener([CH], 2), Listener([CH], 100)
+    slow, fast = Listener([CH], 2, owner=hub), Listener([CH], 100, owner=hub)
     hub.add(slow)
     hub.add(fast)
     for n in range(5):
@@ -303,7 +312,7 @@ def test_hub_drops_a_slow_listener_and_keeps_the_others() -> None:
 def test_hub_close_all_empties_it() -> None:
     watcher = Watcher()
     hub = LocalHub(watcher)
-    listeners = [Listener([CH, OTHER], 10) for _ in range(3)]
+    listeners = [Listener([CH, OTHER], 10, owner=hub) for _ in range(3)]
     for listener in listeners:
         hub.add(listener)
     hub.close_all("shutdown")
