@@ -5,8 +5,12 @@ connection reported once."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import ssl
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from infrastructure.bus.redis.connection import (
     open_connection,
     pack_commands,
 )
+from tests.support.processes import free_port
 from tests.support.redis_server import RedisServer
 
 DEADLINE_SECONDS = 5.0
@@ -272,3 +277,67 @@ def test_rediss_gets_a_tls_context() -> None:
     assert relaxed.tls.verify_mode == ssl.CERT_NONE
     with pytest.raises(ValueError, match="REDIS_URL must start with"):
         RedisAddress.from_url("http://h:6379")
+
+
+# --- TLS and Unix sockets, against a redis-server serving them ---
+
+
+@pytest.fixture(scope="module")
+def tls_and_unix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test certificate")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    tls_port, socket = free_port(), where / "redis.sock"
+    server = RedisServer(
+        extra_args=[
+            "--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+            "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+            "--tls-auth-clients", "no", "--unixsocket", str(socket),
+        ]
+    )  # fmt: skip
+    server.start()
+    try:
+        yield TlsServer(tls_port, cert, socket)
+    finally:
+        server.stop()
+
+
+@dataclass
+class TlsServer:
+    tls_port: int
+    cert: Path
+    socket: Path
+
+
+async def echo_over(url: str) -> list[object]:
+    sink = Collector()
+    connection = await open_connection(RedisAddress.from_url(url), sink, DEADLINE_SECONDS, "t")
+    try:
+        connection.write(pack_commands([("ECHO", "over there")]))
+        return await sink.replies_count(1)
+    finally:
+        connection.close()
+
+
+async def test_rediss_speaks_tls_and_checks_the_certificate(tls_and_unix_server: TlsServer) -> None:
+    server = tls_and_unix_server
+    url = f"rediss://127.0.0.1:{server.tls_port}/0"
+    assert await echo_over(f"{url}?ssl_ca_certs={server.cert}") == [b"over there"]
+    assert await echo_over(f"{url}?ssl_cert_reqs=none") == [b"over there"]
+    with pytest.raises(RedisConnectionError):  # a certificate nobody vouches for
+        await echo_over(url)
+
+
+async def test_unix_sockets(tls_and_unix_server: TlsServer) -> None:
+    assert await echo_over(f"unix://{tls_and_unix_server.socket}?db=2") == [b"over there"]
