@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     SSE_OUTBOX_MAXSIZE: int = Field(default=10_000, ge=1)
     #: The ``retry:`` hint (milliseconds) sent to browsers when a stream is closed on purpose.
     SSE_RETRY_MS: int = Field(default=1000, ge=0)
+    #: Write event chunks straight to uvicorn's transport when it offers one
+    #: (``infrastructure/web/direct_write.py``, feature-detected); ``false``: always
+    #: through the ASGI ``send``.
+    SSE_DIRECT_WRITE: bool = True
     #: Reconnect backoff of the Redis subscriber connection.
     REDIS_RECONNECT_MIN_SECONDS: float = Field(default=0.05, gt=0)
     REDIS_RECONNECT_MAX_SECONDS: float = Field(default=2.0, gt=0)

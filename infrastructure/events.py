@@ -39,7 +39,7 @@ class EventType(StrEnum):
 
 #: The members read on every publish and stream, as plain names: on Python 3.11 a
 #: member read as ``TargetKind.X`` takes the slow attribute path of a class whose
-#: metaclass has ``__getattr__`` (``EnumType``), some 600 instructions each.
+#: metaclass has ``__getattr__`` (``EnumType``), measurably slower (bench/README.md).
 SESSION_KIND: Final = TargetKind.SESSION
 AGENT_KIND: Final = TargetKind.AGENT
 BROADCAST_KIND: Final = TargetKind.BROADCAST

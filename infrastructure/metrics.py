@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
 
 BUS_MODES = ("redis", "redis-degraded", "memory")
 

@@ -6,7 +6,7 @@ Both are per process.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncGenerator, AsyncIterable, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Annotated, Any, TypeVar
 
@@ -25,10 +25,10 @@ T = TypeVar("T")
 
 
 class StreamSlot:
-    """One open stream. Release it when the stream ends: ``with slot:``, :meth:`release`, or
-    :func:`hold_while`. Releasing twice is harmless, and a slot that is dropped unreleased
-    (a response whose body never started, so its ``finally`` never ran) is released when it
-    is garbage-collected instead of leaking the count forever."""
+    """One open stream. Release it when the stream ends: ``with slot:`` or :meth:`release`
+    (the SSE response releases it as it ends). Releasing twice is harmless, and a slot that
+    is dropped unreleased (a response whose body never started, so its ``finally`` never
+    ran) is released when it is garbage-collected instead of leaking the count forever."""
 
     __slots__ = ("_key", "_slots")
 
@@ -84,7 +84,7 @@ class StreamSlots:
     Usage in a route::
 
         slot = slots.acquire(principal)            # may raise 429 / 503
-        return StreamingResponse(hold_while(slot, event_stream()), ...)
+        return EventStreamResponse(bus, listener, on_close=slot.release)
     """
 
     def __init__(self, max_per_token: int, max_total: int, retry_after_seconds: int = 5) -> None:
@@ -106,9 +106,6 @@ class StreamSlots:
     @property
     def total(self) -> int:
         return self._total
-
-    def open_for(self, principal: Principal) -> int:
-        return self._per_key.get(principal.token_id, 0)
 
     def acquire(self, principal: Principal) -> StreamSlot:
         key = principal.token_id
@@ -142,13 +139,6 @@ class StreamSlots:
             else:
                 self._per_key[key] = count - 1
             self._total -= 1
-
-
-async def hold_while(slot: StreamSlot, stream: AsyncIterable[T]) -> AsyncGenerator[T, None]:
-    """``stream``, releasing ``slot`` when it ends, fails or the client goes away."""
-    with slot:
-        async for item in stream:
-            yield item
 
 
 async def get_stream_slots(request: Request, settings: SettingsDep) -> StreamSlots:
@@ -211,11 +201,3 @@ def check_json_depth(obj: object, max_depth: int) -> None:
                 if isinstance(child, _CONTAINERS):
                     below.append(child)
         level = below
-
-
-def require_json_depth(obj: object, max_depth: int) -> None:
-    """:func:`check_json_depth` as an HTTP answer: 422, like any other invalid body."""
-    try:
-        check_json_depth(obj, max_depth)
-    except JSONTooDeep as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None

@@ -15,7 +15,7 @@ import statistics
 from datetime import UTC, datetime
 from typing import Any
 
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
 from infrastructure.events import EventType, Target
 from infrastructure.sessions.models import ChatMessage, Session, SessionStatus
 from infrastructure.sessions.store import SessionStore

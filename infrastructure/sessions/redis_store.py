@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from infrastructure.bootstrap.redis_pipe import CommandPipe
+from infrastructure.bus.redis.pipe import CommandPipe
 from infrastructure.config import Settings
 from infrastructure.events import check_name
 

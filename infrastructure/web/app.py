@@ -1,7 +1,8 @@
 """The app factory both services are built with.
 
-The lifespan owns every resource: the SSE bus (and through it the Redis
-connections), the session store, the HTTP client of the bot. On SIGTERM the
+The lifespan owns every resource: the process's container (the Redis connections,
+the SSE bus, the session store, the limits; ``infrastructure/container.py``), the HTTP
+client of the bot. On SIGTERM the
 open streams are ended first, each with a ``retry:`` hint, so that uvicorn's
 graceful shutdown is not held up by them and browsers reconnect elsewhere.
 """
@@ -11,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
-import secrets
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from pathlib import Path
 from types import FrameType
@@ -26,18 +25,11 @@ from fastapi.staticfiles import StaticFiles
 
 from infrastructure.auth.logging import install_log_redaction
 from infrastructure.auth.tokens import check_auth_secret
-from infrastructure.bootstrap import sse
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bootstrap.redis_sse import init_redis_sse, shutdown_redis_sse
+from infrastructure.bus.api import SseBus
 from infrastructure.config import Settings, get_settings
-from infrastructure.desk.base import Desk
-from infrastructure.desk.memory_desk import InMemoryDesk
-from infrastructure.desk.monitor import DeskMonitor
-from infrastructure.desk.redis_desk import RedisDesk
-from infrastructure.desk.service import DeskService
+from infrastructure.container import build_container
 from infrastructure.metrics import build_registry
-from infrastructure.sessions import SessionStore
-from infrastructure.sessions.memory import InMemorySessionStore
-from infrastructure.sessions.redis_store import RedisSessionStore
 from infrastructure.web.body_limit import BodyLimitMiddleware
 from infrastructure.web.errors import install_error_handlers
 from infrastructure.web.fast_path import FastRoute, ServiceApp
@@ -76,15 +68,13 @@ def create_service_app(
                 "forge tokens. Set AUTH_SECRET (make run writes a random one to .env). !!!",
                 service,
             )
-        bus = SseBus(settings)
-        await bus.start()
-        sse.set_sse_bus(bus)
-        app.state.bus = bus
-        app.state.store, close_store = _build_store(bus, settings)
-        app.state.desk = _build_desk(bus, app.state.store, settings, service)
-        app.state.presence = monitor = DeskMonitor(app.state.desk)
-        monitor.start()
-        restore = _end_streams_on_signal(bus)
+        # Every shared resource, from one function (infrastructure/container.py); the
+        # process's container, which the seed's init/shutdown functions start and close.
+        container = build_container(settings, service)
+        await init_redis_sse(container=container)
+        for key, value in container.state().items():
+            setattr(app.state, key, value)
+        restore = _end_streams_on_signal(container.bus)
         _tune_gc(settings)
         try:
             if extra_lifespan is None:
@@ -94,10 +84,7 @@ def create_service_app(
                     yield
         finally:
             restore()
-            await monitor.stop()
-            await bus.stop()
-            await close_store()
-            sse.set_sse_bus(None)
+            await shutdown_redis_sse(container)
 
     app = ServiceApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.fast_routes = [*shared_fast_routes, *fast_routes]
@@ -120,38 +107,8 @@ def create_service_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    app.seal()  # middleware added from here on sees every request, the fast path's too
     return app
-
-
-def _build_store(
-    bus: SseBus, settings: Settings
-) -> tuple[SessionStore, Callable[[], Awaitable[None]]]:
-    """The session store and how to close it.
-
-    In Redis mode the store shares the bus's command pool (one pool per process,
-    closed with the bus; its commands are retried once on a stale connection), and
-    reads sessions on the bus's pipelined connection.
-    """
-
-    async def nothing() -> None:
-        return None
-
-    if bus.manager is None:
-        return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
-    return RedisSessionStore(bus.manager.redis, settings, reads=bus.manager.pipe), nothing
-
-
-def _build_desk(bus: SseBus, store: SessionStore, settings: Settings, service: str) -> DeskService:
-    """Presence and assignment: on Redis when the bus is (shared by every replica), else
-    in this process over the in-memory store."""
-    desk: Desk
-    if bus.manager is None:
-        assert isinstance(store, InMemorySessionStore)
-        desk = InMemoryDesk(store, settings)
-    else:
-        replica = f"{service}:{os.getpid()}:{secrets.token_hex(4)}"
-        desk = RedisDesk(bus.manager.redis, settings, replica)
-    return DeskService(bus, store, desk, settings, source=service)
 
 
 def _end_streams_on_signal(bus: SseBus) -> Callable[[], None]:
@@ -198,8 +155,7 @@ def _tune_gc(settings: Settings) -> None:
 
     What exists once the app has started (modules, the app, settings) is frozen out of
     every later collection, and the youngest generation is collected less often
-    (``GC_GEN0_THRESHOLD``). Measured with ``make bench``, scenario (c), 10,000 streams
-    opened: 4.2 s with Python's defaults, 2.9 s with these.
+    (``GC_GEN0_THRESHOLD``); measured with ``make bench`` (c): bench/README.md.
     """
     if settings.GC_GEN0_THRESHOLD:
         gc.collect()

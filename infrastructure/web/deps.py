@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
 from infrastructure.desk.monitor import DeskMonitor
 from infrastructure.desk.service import DeskService
 from infrastructure.sessions import SessionStore as SessionStoreProtocol

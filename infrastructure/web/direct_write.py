@@ -5,8 +5,7 @@ write costs a message dict, a coroutine stepped by hand and uvicorn's checks, an
 then the chunk framing is built again for every listener, although all the
 listeners of a channel write the same bytes. Written directly, the HTTP/1.1 chunk is
 built once per event (``Event.chunk``) and each listener costs one
-``transport.write``. Measured with ``make bench`` (scenario b, 1,000 listeners of one
-channel): the server's CPU fell by about 12 %, to the level of nginx + nchan.
+``transport.write`` (the figures: bench/README.md).
 
 What this relies on: uvicorn's httptools protocol binds ``send`` to its
 ``RequestResponseCycle``, which has ``transport``, ``flow.write_paused`` (the
@@ -106,7 +105,7 @@ def one_write(send: Callable[..., Any]) -> AbstractContextManager[None]:
 
 class _OneWrite:
     """:func:`one_write`'s context manager, a plain class: every publish's reply goes
-    through it, and ``contextlib.contextmanager``'s generator cost it 1 µs."""
+    through it, and ``contextlib.contextmanager``'s generator cost more (bench/README.md)."""
 
     __slots__ = ("_cycle", "_gathered", "_transport")
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from infrastructure.bootstrap.history import InvalidCursor
+from infrastructure.bus.cursor import InvalidCursor
 from infrastructure.events import InvalidPayload, InvalidTarget
 from infrastructure.sessions import (
     NotHolder,

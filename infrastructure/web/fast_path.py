@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import FastAPI
 from starlette.datastructures import State
+from starlette.middleware import Middleware
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,7 +42,7 @@ from infrastructure.auth.dependencies import (
 )
 from infrastructure.auth.limits import StreamSlots, stream_slots_of
 from infrastructure.auth.tokens import Principal
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
 from infrastructure.config import Settings
 from infrastructure.desk.monitor import DeskMonitor
 from infrastructure.sessions import SessionStore
@@ -195,29 +196,66 @@ class FastRoute:
 
 
 class ServiceApp(FastAPI):
-    """The FastAPI app, with :class:`FastRoute` handlers tried before its own stack."""
+    """The FastAPI app, with :class:`FastRoute` handlers served by an explicit layer of
+    its middleware stack (:class:`FastPathMiddleware`).
+
+    A request goes, outermost first, through: middleware added after :meth:`seal` (the
+    app factory seals once its own middleware is in; they see every request, the fast
+    path's too), the fast path, then FastAPI (its telemetry, then its stack: error
+    handling, the factory's middleware (CORS, the body limit), the routes). The fast
+    path sits outside FastAPI because FastAPI's stack wraps ``send`` (its error
+    middleware), which would hide uvicorn's connection from ``direct_write`` and
+    ``one_write``, and because its per-request telemetry check costs as much as a tenth
+    of a publish (bench/README.md); a middleware added later that wraps ``send`` turns
+    the direct writes off for what it wraps, and nothing else changes (they are
+    feature-detected).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: What ``app.state`` holds, as the dict it keeps it in: the fast path reads it
-        #: with a dict lookup. ``state.x`` goes through ``State.__getattr__``, reached
-        #: only after the normal lookup has made and dropped an AttributeError;
-        #: ``state["x"]`` through a Python ``__getitem__``: 2,000 instructions a read,
-        #: five reads a publish.
+        #: with a dict lookup (``state.x`` goes through ``State.__getattr__``, reached
+        #: only after the normal lookup has made and dropped an AttributeError).
         self.values: dict[str, Any] = {}
         self.state = State(self.values)
         self.fast_routes: Sequence[FastRoute] = ()
         #: Requests the fast path served, and those it handed to FastAPI (/metrics).
         self.fast_outcomes: dict[str, int] = {"served": 0, "declined": 0}
+        #: Middleware added after :meth:`seal`: around the fast path.
+        self._outer: list[Middleware] = []
+        self._sealed = False
+        self._entry: ASGIApp | None = None
+
+    def seal(self) -> None:
+        """From now on, :meth:`add_middleware` wraps the fast path too."""
+        self._sealed = True
+
+    def add_middleware(self, middleware_class: Any, *args: Any, **kwargs: Any) -> None:
+        if not self._sealed:
+            super().add_middleware(middleware_class, *args, **kwargs)
+            return
+        if self._entry is not None:
+            raise RuntimeError("Cannot add middleware after an application has started")
+        self._outer.insert(0, Middleware(middleware_class, *args, **kwargs))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.fast_routes:
-            served, receive = await self._try_fast(scope, receive, send)
-            if served:
-                return
-        await super().__call__(scope, receive, send)
+        entry = self._entry
+        if entry is None:
+            entry = self._entry = self._build_entry()
+        await entry(scope, receive, send)
 
-    async def _try_fast(self, scope: Scope, receive: Receive, send: Send) -> tuple[bool, Receive]:
+    def _build_entry(self) -> ASGIApp:
+        """The outer middleware, then the fast path, then FastAPI (its ``__call__``:
+        telemetry, then its own stack), built once."""
+        fastapi_app: ASGIApp = super().__call__
+        app: ASGIApp = FastPathMiddleware(fastapi_app, self)
+        for cls, args, kwargs in reversed(self._outer):
+            app = cls(app, *args, **kwargs)
+        return app
+
+    async def try_fast(self, scope: Scope, receive: Receive, send: Send) -> tuple[bool, Receive]:
+        """Serve the request on the fast path if a fast route takes it: (True, ...);
+        else (False, the ``receive`` FastAPI reads the request with)."""
         if scope.get("root_path") or (
             self.values["settings"].CORS_ORIGINS and _has_header(scope, b"origin")
         ):
@@ -242,6 +280,22 @@ class ServiceApp(FastAPI):
         return False, receive
 
 
+class FastPathMiddleware:
+    """The fast path as a layer of the stack: a request a :class:`FastRoute` takes is
+    served here; anything else goes on, untouched (its body replayed), to FastAPI."""
+
+    def __init__(self, app: ASGIApp, service: ServiceApp) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.service.fast_routes:
+            served, receive = await self.service.try_fast(scope, receive, send)
+            if served:
+                return
+        await self.app(scope, receive, send)
+
+
 def _has_header(scope: Scope, name: bytes) -> bool:
     return any(key == name for key, _ in scope["headers"])
 
@@ -263,7 +317,7 @@ def _replaying(body: bytes | None, receive: Receive) -> Receive:
 def query_pairs(query: str) -> list[tuple[str, str]]:
     """``parse_qsl(query, keep_blank_values=True)``, cheaper when there is nothing to
     decode (no ``%`` escape, no ``+``): split on ``&`` and the first ``=``. urllib's
-    general path cost a publish 11,000 instructions (2.3 %) for ``?type=...``."""
+    general path cost a publish measurably for ``?type=...`` (bench/README.md)."""
     if "%" in query or "+" in query:
         return parse_qsl(query, keep_blank_values=True)
     pairs = []
@@ -279,8 +333,7 @@ def as_json(status: int, content: Any) -> ASGIApp:
     status, body and headers), its head and body written to the socket at once.
 
     Two ASGI messages rather than a Starlette ``Response``: its header assembly and
-    its ``__call__`` cost a publish 12,000 instructions (2.4 %), counted with
-    ``bench --instructions``."""
+    its ``__call__`` cost a publish measurably more (bench/README.md)."""
     body = orjson.dumps(content)
     start: Message = {
         "type": "http.response.start",

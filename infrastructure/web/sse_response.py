@@ -24,8 +24,9 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from infrastructure.bootstrap.fanout import PING, Event, Listener, ListenerClosed, http_chunk
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
+from infrastructure.bus.event import PING, Event, http_chunk
+from infrastructure.bus.listener import Listener, ListenerClosed
 from infrastructure.web.direct_write import Connection, direct_connection, one_write
 
 logger = logging.getLogger(__name__)
@@ -69,21 +70,6 @@ class EventStreamResponse(Response):
         listener = self.listener
         loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
-        # A listener dropped for falling behind may be stuck in send() on a full
-        # socket: cut it loose (the client resumes from history).
-        hub_on_close = listener.on_close
-
-        def on_close(closed: Listener) -> None:
-            if hub_on_close is not None:
-                hub_on_close(closed)
-            if closed.close_reason == "slow":
-                if self._pending is not None:
-                    self._pending.cancel()
-                if self._sending and self._task is not None:
-                    self._kicked = True
-                    self._task.cancel()
-
-        listener.on_close = on_close
         timer: asyncio.TimerHandle | None = None
 
         def tick() -> None:
@@ -108,9 +94,12 @@ class EventStreamResponse(Response):
                     }
                 )
             timer = loop.call_later(self.heartbeat, tick)
+            writer = None
             if inspect.iscoroutinefunction(send):
-                self.direct = direct_connection(scope, send)
-                listener.writer = self._writer(send, self.direct)
+                if self.bus.settings.SSE_DIRECT_WRITE:
+                    self.direct = direct_connection(scope, send)
+                writer = self._writer(send, self.direct)
+            listener.consume(writer, self._listener_closed)
             while True:
                 try:
                     batch = await listener.next_batch()
@@ -154,7 +143,7 @@ class EventStreamResponse(Response):
         except OSError:
             pass  # the client went away mid-write
         finally:
-            listener.writer = None
+            listener.stop_consuming()
             metrics.open_streams -= 1
             if timer is not None:
                 timer.cancel()
@@ -172,7 +161,7 @@ class EventStreamResponse(Response):
     ) -> Callable[[Event | bytes], bool]:
         """What the listener calls to write one item at once, from the publisher's
         call stack, while this response waits with nothing buffered. What it writes
-        is counted by the hub, once per event (``LocalHub.on_written``).
+        is counted by the hub, once per event (its ``DeliveryCounter``).
 
         With a ``direct`` connection (uvicorn's httptools server) the item's bytes,
         framed as an HTTP/1.1 chunk, go straight to its transport: the chunk of a
@@ -226,6 +215,16 @@ class EventStreamResponse(Response):
             return True
 
         return write
+
+    def _listener_closed(self, closed: Listener) -> None:
+        """A listener dropped for falling behind may be stuck in send() on a full
+        socket: cut it loose (the client resumes from history)."""
+        if closed.close_reason == "slow":
+            if self._pending is not None:
+                self._pending.cancel()
+            if self._sending and self._task is not None:
+                self._kicked = True
+                self._task.cancel()
 
     def _socket_full(self) -> bool:
         """A write of ours waits for the client's socket to drain."""

@@ -9,7 +9,7 @@ from fastapi import HTTPException
 from infrastructure.auth.dependencies import require_session_access
 from infrastructure.auth.limits import StreamSlots
 from infrastructure.auth.tokens import Principal
-from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.api import SseBus
 from infrastructure.desk.monitor import DeskMonitor
 from infrastructure.events import Target
 from infrastructure.sessions import SessionNotFound, SessionStore

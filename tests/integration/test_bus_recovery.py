@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from infrastructure.bootstrap.fanout import Event, Listener
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.event import Event
+from infrastructure.bus.listener import Listener
 from infrastructure.config import Settings
 from tests.support.processes import async_wait_until
 from tests.support.redis_server import RedisServer
@@ -105,7 +106,7 @@ async def test_a_channel_quiet_until_the_outage_is_caught_up_after_it(
     # Let the subscriber record where s3's history stood.
     manager = a.manager
     assert manager is not None
-    await async_wait_until(lambda: "sse:session:s3" in manager._baseline, timeout=5)
+    await async_wait_until(lambda: manager.positions.has_baseline("sse:session:s3"), timeout=5)
     redis_server.kill()
     redis_server.restart()
     # b reconnects first and publishes while a may still be away.

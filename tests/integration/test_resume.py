@@ -11,7 +11,8 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from infrastructure.bootstrap.fanout import Event, Listener
+from infrastructure.bus.event import Event
+from infrastructure.bus.listener import Listener
 from infrastructure.events import Target
 from tests.conftest import SettingsFactory
 from tests.support.bus_helpers import FAST_RECONNECT, running_bus

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from infrastructure.bootstrap.fanout import Event, Listener, ListenerClosed
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.event import Event
+from infrastructure.bus.listener import Listener, ListenerClosed
 from tests.conftest import SettingsFactory
 
 

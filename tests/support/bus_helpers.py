@@ -17,10 +17,15 @@ import httpx
 import redis
 import redis.asyncio as aioredis
 
-from infrastructure.bootstrap import sse
-from infrastructure.bootstrap.fanout import Event, Listener
+from infrastructure import container as process
+from infrastructure.auth.limits import StreamSlots
+from infrastructure.auth.rate_limit import MemoryRateLimiter
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.event import Event
+from infrastructure.bus.listener import Listener
 from infrastructure.config import Settings
+from infrastructure.container import Container
+from infrastructure.sessions.memory import InMemorySessionStore
 
 #: Reconnect quickly in tests (the defaults are for production).
 FAST_RECONNECT: dict[str, Any] = {
@@ -44,12 +49,20 @@ async def running_bus(settings: Settings) -> AsyncIterator[SseBus]:
 @asynccontextmanager
 async def process_bus(bus: SseBus) -> AsyncIterator[SseBus]:
     """Make ``bus`` the process's bus (what the seed's module functions use) for a while."""
-    previous = sse._bus
-    sse.set_sse_bus(bus)
+    previous = process.current()
+    process.install(
+        Container(
+            bus.settings,
+            bus,
+            InMemorySessionStore(),
+            StreamSlots.from_settings(bus.settings),
+            MemoryRateLimiter(bus.settings.RATE_LIMIT_PER_MINUTE, bus.settings.RATE_LIMIT_BURST),
+        )
+    )
     try:
         yield bus
     finally:
-        sse.set_sse_bus(previous)
+        process.install(previous)
 
 
 def is_id_only(event: Event) -> bool:

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,7 +96,10 @@ class RedisServer:
         data_dir: str | Path | None = None,
         startup_timeout: float = 15.0,
         appendfsync: str = "always",
+        extra_args: Sequence[str] = (),
     ) -> None:
+        #: More ``redis-server`` options (a TLS port, a Unix socket, ...).
+        self.extra_args = list(extra_args)
         self._auto_port = port is None
         self.port: int = port if port is not None else free_port()
         self.appendonly = appendonly
@@ -163,6 +167,7 @@ class RedisServer:
             str(self.port),
             "--daemonize",
             "no",
+            *self.extra_args,
         ]
 
     def start(self) -> RedisServer:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from infrastructure import container as process
 from infrastructure.auth.tokens import Role, issue_token
-from infrastructure.bootstrap import redis_sse
 from infrastructure.config import Settings
 from tests.conftest import SettingsFactory
 from tests.support.processes import ServiceProcess
@@ -26,12 +26,13 @@ async def no_process_manager_left() -> AsyncIterator[None]:
     """Isolation: a test whose bus failed to stop leaves the process's Redis manager
     behind; close it here so that the next tests start clean (that test fails anyway)."""
     yield
-    manager = redis_sse.get_redis_sse_manager()
-    if manager is not None:
-        redis_sse.forget_manager(manager)
-        manager._outbox.clear()  # Redis may be gone: do not try to flush it again
+    container = process.current()
+    if container is not None:
+        process.uninstall(container)
+        if container.manager is not None:
+            container.manager.outbox.clear()  # Redis may be gone: do not flush it again
         with contextlib.suppress(Exception):
-            await manager.close()
+            await container.close()
 
 
 @dataclass

@@ -13,8 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from infrastructure.bootstrap.redis_pipe import CommandPipe
-from infrastructure.bootstrap.redis_wire import pack_commands
+from infrastructure.bus.redis.connection import pack_commands
+from infrastructure.bus.redis.pipe import CommandPipe
 from tests.support.processes import async_wait_until
 from tests.support.redis_server import RedisServer
 
@@ -142,8 +142,7 @@ async def test_execute_many_answers_in_order_and_raises_the_first_error_after_al
 
 async def test_pushes_reach_on_push_in_order_and_replies_still_match(pipe: CommandPipe) -> None:
     pushes: list[Any] = []
-    pipe.on_push = pushes.append
-    link = await pipe.link()
+    link = await pipe.link(pushes.append)
     link.write(pack_commands([("SUBSCRIBE", "news")]))
     await async_wait_until(lambda: len(pushes) == 1, description="the SUBSCRIBE confirmed")
     # A command on the subscribed connection: its PUBLISH reaches this connection too,

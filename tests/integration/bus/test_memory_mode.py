@@ -6,7 +6,6 @@ import asyncio
 import subprocess
 import sys
 
-from infrastructure.bootstrap.fanout import ORIGIN_EPOCH, ORIGIN_ID, Event
 from infrastructure.bootstrap.sse import (
     SseBus,
     _enqueue_to_memory,
@@ -18,6 +17,7 @@ from infrastructure.bootstrap.sse import (
     remove_sse_queue,
     subscribe_sse_events,
 )
+from infrastructure.bus.event import ORIGIN_EPOCH, ORIGIN_ID, Event
 from infrastructure.config import Settings
 from tests.conftest import SettingsFactory
 from tests.support.bus_helpers import (

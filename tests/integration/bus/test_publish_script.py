@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from infrastructure.bootstrap.publish_script import PUBLISH_SHA
 from infrastructure.bootstrap.redis_sse import RedisSseManager
+from infrastructure.bus.redis.publish_script import PUBLISH_SHA
 from infrastructure.events import build_envelope, dumps
 from tests.conftest import SettingsFactory
 
@@ -40,12 +40,12 @@ async def test_a_publish_survives_a_flushed_script_cache(
         assert first.id
         assert second.id
         assert first.epoch == second.epoch
-        entries: Any = await admin.xrange(manager.stream_key(channel))
+        entries: Any = await admin.xrange(manager.keys.stream(channel))
         assert [(entry_id.decode(), fields[b"e"]) for entry_id, fields in entries] == [
             (first.id, bodies[0]),
             (second.id, bodies[1]),
         ]
         # The history's limits went with the call: it expires.
-        assert await admin.pttl(manager.stream_key(channel)) > 0
+        assert await admin.pttl(manager.keys.stream(channel)) > 0
     finally:
         await admin.aclose()

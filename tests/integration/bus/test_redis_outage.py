@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from infrastructure.bootstrap.fanout import Event
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.event import Event
 from infrastructure.config import Settings
 from tests.conftest import SettingsFactory
 from tests.support.bus_helpers import (

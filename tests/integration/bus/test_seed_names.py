@@ -111,6 +111,7 @@ async def test_process_manager_init_get_shutdown(settings_factory: SettingsFacto
     assert get_redis_sse_manager() is None, "a previous test left a process manager behind"
     settings = settings_factory()
     manager = await init_redis_sse(settings)
+    assert manager is not None
     try:
         assert get_redis_sse_manager() is manager
         assert await manager.health_check()

@@ -70,13 +70,13 @@ async def test_a_message_during_the_catch_up_waits_for_it(
         link = await manager.pipe.link()
         steps: list[str] = []
 
-        real_link, real_history_after = manager.pipe.link, manager.history_after
+        real_link, real_history_after = manager.pipe.link, manager.history.after
 
-        async def link_after_a_miss() -> object:
+        async def link_after_a_miss(on_push: object = None) -> object:
             # Subscribed nowhere now: this event is only in history.
             steps.append("missed")
             await there.publish("shared-2", "notification", {"n": 1}, "tests")
-            return await real_link()
+            return await real_link(on_push)  # type: ignore[arg-type]
 
         async def history_after_a_live_one(channel: str, epoch: str, event_id: str) -> object:
             # Subscribed again: this one comes live, before the catch-up has read history.
@@ -88,7 +88,7 @@ async def test_a_message_during_the_catch_up_waits_for_it(
             return await real_history_after(channel, epoch, event_id)
 
         monkeypatch.setattr(manager.pipe, "link", link_after_a_miss)
-        monkeypatch.setattr(manager, "history_after", history_after_a_live_one)
+        monkeypatch.setattr(manager.history, "after", history_after_a_live_one)
         manager.pipe.drop(link, ConnectionError("cut by the test"))
 
         received = await next_events(listener, 2)

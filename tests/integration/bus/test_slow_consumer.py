@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from infrastructure.bootstrap.fanout import ListenerClosed
+from infrastructure.bus.listener import ListenerClosed
 from tests.conftest import SettingsFactory
 from tests.support.bus_helpers import one_event, running_bus
 
@@ -19,7 +19,7 @@ async def test_listener_that_stops_reading_is_dropped_and_the_others_still_recei
     settings_factory: SettingsFactory, use_redis: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_factory(USE_REDIS_SSE=use_redis, SSE_QUEUE_MAXSIZE=MAXSIZE)
-    caplog.set_level(logging.WARNING, logger="infrastructure.bootstrap.fanout")
+    caplog.set_level(logging.WARNING, logger="infrastructure.bus.hub")
     async with running_bus(settings) as bus:
         channel = bus.channel("slow-1")
         stuck = await bus.open(["slow-1"])  # never reads

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from infrastructure.bootstrap.redis_pipe import CommandPipe
+from infrastructure.bus.redis.pipe import CommandPipe
 from infrastructure.config import Settings
 from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.sessions.redis_store import RedisSessionStore

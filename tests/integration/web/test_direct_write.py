@@ -73,9 +73,9 @@ class StreamServer:
         await self.bus.publish(Target.session("s1"), "bench", {"n": n, "pad": "x" * padding})
 
 
-@pytest.fixture
-async def stream_server() -> AsyncIterator[StreamServer]:
-    bus = SseBus(make_settings(USE_REDIS_SSE=False, SSE_QUEUE_MAXSIZE=100_000))
+@asynccontextmanager
+async def serving(**settings: Any) -> AsyncIterator[StreamServer]:
+    bus = SseBus(make_settings(USE_REDIS_SSE=False, SSE_QUEUE_MAXSIZE=100_000, **settings))
     await bus.start()
     server = StreamServer(bus, free_port())
     config = uvicorn.Config(
@@ -98,6 +98,12 @@ async def stream_server() -> AsyncIterator[StreamServer]:
     await bus.stop()
 
 
+@pytest.fixture
+async def stream_server() -> AsyncIterator[StreamServer]:
+    async with serving() as server:
+        yield server
+
+
 @asynccontextmanager
 async def open_stream(server: StreamServer) -> AsyncIterator[asyncio.StreamReader]:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -107,7 +113,7 @@ async def open_stream(server: StreamServer) -> AsyncIterator[asyncio.StreamReade
         assert head.startswith(b"HTTP/1.1 200"), head
         assert b"transfer-encoding: chunked" in head.lower(), head
         await async_wait_until(
-            lambda: server.responses and server.responses[-1].listener.writer is not None,
+            lambda: server.responses and server.responses[-1].listener.consuming,
             TIMEOUT,
             description="the stream to be open",
         )
@@ -217,3 +223,11 @@ async def test_a_stream_head_and_first_line_are_one_write(stream_server: StreamS
         assert chunk.startswith(b"retry: "), first
         assert chunk == b"%s\r\n" % chunk[: int(size, 16)], first
         assert chunk.endswith(b": connected\n\n\r\n"), first
+
+
+async def test_direct_writes_can_be_turned_off() -> None:
+    async with serving(SSE_DIRECT_WRITE=False) as server, open_stream(server) as reader:
+        assert server.responses[-1].direct is None
+        for n in range(3):
+            await server.publish(n)
+        assert await read_events(reader, 3) == [0, 1, 2]

@@ -9,8 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from infrastructure.auth.tokens import Role, is_strict_name, issue_token, verify_token
-from infrastructure.bootstrap.fanout import format_cursor
-from infrastructure.bootstrap.history import MAX_CURSOR_LENGTH, parse_cursor
+from infrastructure.bus.cursor import MAX_CURSOR_LENGTH, format_cursor, parse_cursor
 from infrastructure.events import NAME_PATTERN, is_valid_name
 from tests.support.auth import make_settings
 

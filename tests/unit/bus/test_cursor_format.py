@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infrastructure.bootstrap.history import InvalidCursor, parse_cursor
+from infrastructure.bus.cursor import InvalidCursor, parse_cursor
 
 
 @pytest.mark.parametrize(

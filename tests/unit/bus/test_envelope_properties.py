@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infrastructure.bootstrap.fanout import Event
+from infrastructure.bus.event import Event
 from infrastructure.events import build_envelope, dumps
 
 json_scalars = st.one_of(

@@ -7,15 +7,10 @@ import asyncio
 import orjson
 import pytest
 
-from infrastructure.bootstrap.fanout import (
-    PING,
-    Event,
-    Listener,
-    ListenerClosed,
-    LocalHub,
-    format_cursor,
-    id_key,
-)
+from infrastructure.bus.cursor import format_cursor
+from infrastructure.bus.event import PING, Event, id_key
+from infrastructure.bus.hub import LocalHub
+from infrastructure.bus.listener import Listener, ListenerClosed
 from infrastructure.events import build_envelope, dumps
 
 CH = "sse:session:s1"
@@ -209,10 +204,34 @@ def test_single_channel_listener_writes_event_frames() -> None:
 # --- LocalHub ---
 
 
+class Watcher:
+    """Keeps what a hub tells its ChannelWatcher."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def channel_opened(self, channel: str) -> None:
+        self.calls.append(("first", channel))
+
+    def channel_closed(self, channel: str) -> None:
+        self.calls.append(("last", channel))
+
+
+class Reports:
+    """Keeps what a hub tells its DeliveryCounter: (event seq, writers)."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, int]] = []
+
+    def count_event(self, event: Event, listeners: int = 1) -> None:
+        self.reports.append((event.key[1], listeners))
+
+
 def test_hub_subscribes_on_first_listener_and_unsubscribes_on_last() -> None:
-    calls: list[tuple[str, str]] = []
-    hub = LocalHub(lambda ch: calls.append(("first", ch)), lambda ch: calls.append(("last", ch)))
-    listeners = [Listener([CH], 10) for _ in range(100)]
+    watcher = Watcher()
+    calls = watcher.calls
+    hub = LocalHub(watcher)
+    listeners = [Listener([CH], 10, owner=hub) for _ in range(100)]
     for listener in listeners:
         hub.add(listener)
     assert calls == [("first", CH)]
@@ -226,10 +245,18 @@ def test_hub_subscribes_on_first_listener_and_unsubscribes_on_last() -> None:
     assert hub.registry() == {}
 
 
+def test_a_listener_joins_only_the_hub_it_was_made_for() -> None:
+    hub, other = LocalHub(), LocalHub()
+    with pytest.raises(ValueError, match="owner=hub"):
+        hub.add(Listener([CH], 10, owner=other))
+    with pytest.raises(ValueError, match="owner=hub"):
+        hub.add(Listener([CH], 10))
+
+
 def test_hub_dispatch_reaches_every_listener_of_the_channel_only() -> None:
     hub = LocalHub()
-    mine, theirs = Listener([CH], 10), Listener([OTHER], 10)
-    both = Listener([CH, OTHER], 10)
+    mine, theirs = Listener([CH], 10, owner=hub), Listener([OTHER], 10, owner=hub)
+    both = Listener([CH, OTHER], 10, owner=hub)
     for listener in (mine, theirs, both):
         hub.add(listener)
     assert hub.dispatch(ev(1)) == 2
@@ -238,9 +265,9 @@ def test_hub_dispatch_reaches_every_listener_of_the_channel_only() -> None:
 
 
 async def test_hub_reports_how_many_writers_wrote_an_event_at_once() -> None:
-    hub = LocalHub()
-    reports: list[tuple[int, int]] = []
-    hub.on_written = lambda event, n: reports.append((event.key[1], n))
+    counter = Reports()
+    reports = counter.reports
+    hub = LocalHub(counter=counter)
     written: list[Event | bytes] = []
 
     def writer(item: Event | bytes) -> bool:
@@ -250,8 +277,9 @@ async def test_hub_reports_how_many_writers_wrote_an_event_at_once() -> None:
     def refusing(item: Event | bytes) -> bool:
         return False  # a full socket: the item waits in the buffer
 
-    taking, full, plain = Listener([CH], 10), Listener([CH], 10), Listener([CH], 10)
-    taking.writer, full.writer = writer, refusing
+    taking, full, plain = (Listener([CH], 10, owner=hub) for _ in range(3))
+    taking.consume(writer)
+    full.consume(refusing)
     waiting = [asyncio.create_task(ls.next_batch()) for ls in (taking, full, plain)]
     for listener in (taking, full, plain):
         hub.add(listener)
@@ -270,7 +298,7 @@ async def test_hub_reports_how_many_writers_wrote_an_event_at_once() -> None:
 
 def test_hub_drops_a_slow_listener_and_keeps_the_others() -> None:
     hub = LocalHub()
-    slow, fast = Listener([CH], 2), Listener([CH], 100)
+    slow, fast = Listener([CH], 2, owner=hub), Listener([CH], 100, owner=hub)
     hub.add(slow)
     hub.add(fast)
     for n in range(5):
@@ -282,21 +310,12 @@ def test_hub_drops_a_slow_listener_and_keeps_the_others() -> None:
 
 
 def test_hub_close_all_empties_it() -> None:
-    last: list[str] = []
-    hub = LocalHub(on_last=last.append)
-    listeners = [Listener([CH, OTHER], 10) for _ in range(3)]
+    watcher = Watcher()
+    hub = LocalHub(watcher)
+    listeners = [Listener([CH, OTHER], 10, owner=hub) for _ in range(3)]
     for listener in listeners:
         hub.add(listener)
     hub.close_all("shutdown")
     assert all(listener.close_reason == "shutdown" for listener in listeners)
     assert hub.registry() == {}
-    assert sorted(last) == sorted([CH, OTHER])
-
-
-def test_hub_broadcast_ping_reaches_every_listener_once() -> None:
-    hub = LocalHub()
-    one, two = Listener([CH], 10), Listener([OTHER], 10)
-    hub.add(one)
-    hub.add(two)
-    hub.broadcast_ping()
-    assert (one.pending(), two.pending()) == (1, 1)
+    assert sorted(ch for kind, ch in watcher.calls if kind == "last") == sorted([CH, OTHER])

@@ -6,17 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infrastructure.bootstrap import history
-from infrastructure.bootstrap.fanout import ORIGIN_EPOCH, ORIGIN_ID, Event, Listener, format_cursor
-from infrastructure.bootstrap.history import (
-    MAX_CURSOR_LENGTH,
-    InvalidCursor,
-    MemoryHistory,
-    judge_replay,
-    new_epoch,
-    parse_cursor,
-)
-from infrastructure.bootstrap.redis_sse import deliver_replay
+from infrastructure.bus import history
+from infrastructure.bus.cursor import MAX_CURSOR_LENGTH, InvalidCursor, format_cursor, parse_cursor
+from infrastructure.bus.event import ORIGIN_EPOCH, ORIGIN_ID, Event
+from infrastructure.bus.history import MemoryHistory, deliver_replay, judge_replay, new_epoch
+from infrastructure.bus.listener import Listener
 from infrastructure.events import build_envelope, dumps
 
 CH = "sse:session:s1"
@@ -171,7 +165,7 @@ def test_memory_history_unknown_channel() -> None:
 
 def test_memory_history_expires_and_starts_a_new_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1_000_000.0]
-    monkeypatch.setattr("infrastructure.bootstrap.history.time.time", lambda: now[0])
+    monkeypatch.setattr("infrastructure.bus.history.time.time", lambda: now[0])
     memory = MemoryHistory(maxlen=10, ttl_seconds=60)
     old = memory.append(CH, body(0))
     now[0] += 61

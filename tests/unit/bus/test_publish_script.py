@@ -5,8 +5,8 @@ from __future__ import annotations
 import hiredis
 import pytest
 
-from infrastructure.bootstrap import publish_script
-from infrastructure.bootstrap.publish_script import PUBLISH_SHA, PublishCall
+from infrastructure.bus.redis import publish_script
+from infrastructure.bus.redis.publish_script import PUBLISH_SHA, PublishCall
 
 
 def _call() -> PublishCall:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from infrastructure.bootstrap.redis_sse import stop_task
+from infrastructure.bus.waiting import stop_task
 
 
 async def test_a_task_that_swallows_the_first_cancellation_is_stopped() -> None:

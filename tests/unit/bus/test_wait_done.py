@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from infrastructure.bootstrap.redis_sse import _wait_done
+from infrastructure.bus.waiting import wait_done as _wait_done
 
 
 async def test_it_ends_when_every_future_is_done() -> None:

@@ -271,3 +271,34 @@ def test_a_header_is_its_first_value_as_starlette_reads_it() -> None:
     for name in ("authorization", "host", "x-caf\xe9", "cookie"):
         assert request.header(name.encode("latin-1")) == starlette_headers.get(name), name
     assert request.header(b"authorization") == "Bearer first"
+
+
+async def test_middleware_added_after_the_factory_sees_every_request(settings: Settings) -> None:
+    """The fast path is a layer of the stack: middleware added to the app later wraps it
+    (sees what the fast path serves, as well as what FastAPI serves)."""
+    app = create_chatbot(settings)
+    assert isinstance(app, ServiceApp)
+    seen: list[str] = []
+
+    class Recorder:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                seen.append(f"{scope['method']} {scope['path']}")
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Recorder)
+    service = token(settings, Role.SERVICE, "orders")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        published = await client.post(
+            "/api/events/session/s1", json={"n": 1}, headers=bearer(service)
+        )
+        assert published.status_code == 202
+        assert (await client.get("/healthz")).status_code == 200
+    assert app.fast_outcomes["served"] == 1
+    assert seen == ["POST /api/events/session/s1", "GET /healthz"]

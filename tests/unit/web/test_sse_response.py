@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from infrastructure.bootstrap.fanout import Listener, http_chunk
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.event import http_chunk
+from infrastructure.bus.listener import Listener
 from infrastructure.config import Settings
 from infrastructure.events import Target
 from infrastructure.web.sse_response import EventStreamResponse
@@ -117,7 +118,7 @@ async def start(bus: SseBus, server: Server) -> tuple[Listener, asyncio.Task[Non
     response = EventStreamResponse(bus, listener)
     scope = {"type": "http", "method": "GET"}
     task = asyncio.create_task(response(scope, server.receive, server.send))  # type: ignore[arg-type]
-    await until(lambda: listener.writer is not None, "the response to start")
+    await until(lambda: listener.consuming, "the response to start")
     assert (response.direct is not None) == isinstance(server, UvicornLikeServer)
     return listener, task
 
@@ -191,7 +192,7 @@ async def test_a_busy_listener_buffers_instead(settings: Settings) -> None:
         taken.append(item)
         return True
 
-    listener.writer = take
+    listener.consume(take)
     listener.push(b"a")  # nobody waits: buffered
     assert taken == []
     assert listener.pending() == 1
@@ -200,6 +201,6 @@ async def test_a_busy_listener_buffers_instead(settings: Settings) -> None:
     await until(lambda: listener._waiter is not None, "the consumer to wait")
     listener.push(b"b")  # the consumer waits with nothing buffered: written at once
     assert taken == [b"b"]
-    listener.writer = lambda item: False  # a writer may refuse: then it is buffered
+    listener.consume(lambda item: False)  # a writer may refuse: then it is buffered
     listener.push(b"c")
     assert await asyncio.wait_for(waiter, DEADLINE) == [b"c"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from infrastructure.config import Settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from infrastructure.config import Settings
 
 
 def make_redis_client(settings: Settings, role: str) -> aioredis.Redis:
@@ -19,7 +18,7 @@ def make_redis_client(settings: Settings, role: str) -> aioredis.Redis:
     error: after Redis restarts, every pooled connection is stale once, and a
     user's request should not fail for that. (The one command that must not run
     twice, the bus's publish script, does not go through a pool: see
-    :class:`~infrastructure.bootstrap.redis_pipe.CommandPipe`.)
+    :class:`~infrastructure.bus.redis.pipe.CommandPipe`.)
     """
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.REDIS_URL,

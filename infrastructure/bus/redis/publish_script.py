@@ -2,7 +2,7 @@
 
 Every event a process publishes is one ``EVALSHA`` of this script on the command
 pipe, with thirteen arguments. ``hiredis.pack_command`` frames each argument with
-an ``sprintf``: 18,600 instructions a publish, 5 % of it (callgrind). The call is
+an ``sprintf`` (a measurable share of a publish: bench/README.md). The call is
 packed here instead: what is fixed for a channel (its keys, the channel, the
 history limits) is packed once and kept, and a publish frames only its body and
 four short values.

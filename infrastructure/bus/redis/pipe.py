@@ -12,21 +12,18 @@ back to back) and hands the replies out in order, as Redis sends them.
 The same connection carries the bus's subscriptions (RESP3 lets a subscribed
 connection run any command; what its SUBSCRIBEs bring arrives as push messages,
 told apart from replies by their type). Redis then answers a publish and
-delivers its event to this process in one socket read: one read, one wake-up
-and one Redis write fewer per event than with a connection each (measured with
-``make bench``, scenario a: the server's CPU per message about 7 % lower).
-A subscriber takes the connection's :class:`Link` (:meth:`CommandPipe.link`)
-and receives the pushes through ``on_push``.
+delivers its event to this process in one socket read (``bench/README.md`` has
+the figures). A subscriber takes the connection's :class:`Link`
+(:meth:`CommandPipe.link`, with the :class:`PushSink` that receives the pushes).
 
-The connection itself (URL, AUTH, SELECT, TLS, the handshake) is redis-py's: a
-``Connection`` made by its pool from ``REDIS_URL``; only the sending, the
-reading (:mod:`~infrastructure.bootstrap.redis_wire`: replies handed over as the
-socket delivers them, no reader task) and the matching of replies are done here.
+The connection is the bus's own (:mod:`~infrastructure.bus.redis.connection`:
+asyncio's transport, hiredis's parser, its own handshake): replies are handed
+over as the socket delivers them, no reader task.
 
 Failure semantics are those of a pooled command: a lost connection fails every
 command in flight with :class:`redis.exceptions.ConnectionError` (Redis may or
-may not have run them; the caller decides, see ``RedisSseManager.publish``), a
-reply that takes longer than ``timeout`` fails them all with
+may not have run them; the caller decides, see the bus's publisher), a reply
+that takes longer than ``timeout`` fails them all with
 :class:`redis.exceptions.TimeoutError` and drops the connection (replies could
 no longer be matched), and the next command connects again. Either ends the
 connection's :class:`Link`: its subscriptions are gone with it.
@@ -35,19 +32,29 @@ connection's :class:`Link`: its subscriptions are gone with it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
-import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
+
+from infrastructure.bus.redis.connection import (
+    RedisAddress,
+    RespConnection,
+    open_connection,
+    pack_commands,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from infrastructure.bootstrap.redis_wire import ReplyStream, pack_commands, write_packed
+#: What receives a link's pushes (RESP3 out-of-band data: what SUBSCRIBE brings), in
+#: the order they came among the replies.
+PushSink = Callable[[Any], None]
+
+
+def _drop_push(push: Any) -> None:
+    pass
 
 
 class Link:
@@ -56,11 +63,10 @@ class Link:
     which refuses once the connection has ended (its successor has none of this
     one's subscriptions); :attr:`ended` fails with the error that ended it."""
 
-    __slots__ = ("_stream", "conn", "ended")
+    __slots__ = ("connection", "ended")
 
-    def __init__(self, conn: AbstractConnection, stream: ReplyStream) -> None:
-        self.conn = conn
-        self._stream = stream
+    def __init__(self, connection: RespConnection) -> None:
+        self.connection = connection
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Retrieved here: a link nobody waits on must not log "never retrieved".
         self.ended.add_done_callback(_retrieve)
@@ -73,10 +79,11 @@ class Link:
         """Write packed commands whose answers are pushes (no reply is waited for)."""
         if self.ended.done():
             raise RedisConnectionError("the connection has ended")
-        write_packed(self.conn, data)
+        self.connection.write(data)
 
     def end(self, error: Exception) -> None:
-        self._stream.stop()  # what the old connection still brings matches nothing now
+        # What the old connection still brings matches nothing now.
+        self.connection.close()
         if not self.ended.done():
             self.ended.set_exception(error)
 
@@ -90,27 +97,18 @@ class CommandPipe:
     """Pipelined commands on one connection, replies matched in order."""
 
     def __init__(self, url: str, timeout: float, name: str | None = None) -> None:
-        # The pool is only a factory here: it parses the URL and makes the one
-        # connection; it never hands connections out.
-        self._factory = aioredis.ConnectionPool.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=None, client_name=name
-        )
-        # RESP3 whatever the URL asks (its ``?protocol=`` wins over keywords): under
-        # RESP2 a subscribed connection refuses commands, and its messages would come
-        # as replies. (Redis 6 or later.)
-        self._factory.connection_kwargs["protocol"] = 3
+        self._address = RedisAddress.from_url(url)
+        self._name = name
         self.timeout = timeout
-        #: Called with every push message (RESP3 out-of-band data: what SUBSCRIBE
-        #: brings), in the order it came among the replies. Unset: pushes are dropped.
-        self.on_push: Callable[[Any], None] | None = None
+        #: Where pushes go: the subscriber's, once it took the link.
+        self._on_push: PushSink = _drop_push
         #: The connection (None until the next command connects again).
         self._link: Link | None = None
-        self._connecting: asyncio.Future[AbstractConnection] | None = None
+        self._connecting: asyncio.Future[Link] | None = None
         #: (future, deadline) of each command sent and not yet answered, oldest first.
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
-        self._disconnects: set[asyncio.Task[None]] = set()
 
     async def execute(self, *args: Any) -> Any:
         """Send one command; its reply (an error reply is raised as :class:`ResponseError`)."""
@@ -119,21 +117,23 @@ class CommandPipe:
     async def execute_packed(self, command: bytes) -> Any:
         """:meth:`execute` for a command already packed (``hiredis.pack_command``'s form)."""
         link = self._link
-        conn = link.conn if link is not None else await self._connect()
+        if link is None:
+            link = await self._connect()
         future = asyncio.get_running_loop().create_future()
-        self._write(conn, command, (future,))
+        self._write(link.connection, command, (future,))
         return await future
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send several commands in one write; their replies, in order. The first
         error is raised once every reply is in (none is left unread)."""
         link = self._link
-        conn = link.conn if link is not None else await self._connect()
+        if link is None:
+            link = await self._connect()
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
-        self._write(conn, pack_commands(commands), futures)
+        self._write(link.connection, pack_commands(commands), futures)
         # One after the other, as the replies come (in order, most in one socket
-        # read): ``asyncio.gather`` cost 35,000 instructions more for two.
+        # read), rather than ``asyncio.gather`` (see bench/README.md).
         replies: list[Any] = []
         error: Exception | None = None
         for future in futures:
@@ -147,7 +147,7 @@ class CommandPipe:
         return replies
 
     def _write(
-        self, conn: AbstractConnection, data: bytes, futures: Sequence[asyncio.Future[Any]]
+        self, connection: RespConnection, data: bytes, futures: Sequence[asyncio.Future[Any]]
     ) -> None:
         """Queue the commands' futures and write them, in one step with no await in
         between: the order of the queue is the order on the wire. No task per write."""
@@ -157,18 +157,21 @@ class CommandPipe:
         for future in futures:
             waiting.append((future, deadline))
         try:
-            write_packed(conn, data)
+            connection.write(data)
         except Exception as exc:
             self._abort(RedisConnectionError(f"writing to Redis failed: {exc!r}"))
         if self._watchdog is None and waiting:
             self._watchdog = loop.call_at(waiting[0][1], self._check_deadline)
 
-    async def link(self) -> Link:
-        """The connection, for a subscriber (connected first if it is not)."""
-        if self._link is None:
-            await self._connect()
+    async def link(self, on_push: PushSink | None = None) -> Link:
+        """The connection, for a subscriber (connected first if it is not); its pushes
+        go to ``on_push`` from now on (dropped without one)."""
+        if on_push is not None:
+            self._on_push = on_push
         link = self._link
-        if link is None:  # lost as soon as it was made
+        if link is None:
+            link = await self._connect()
+        if not link.alive:  # lost as soon as it was made
             raise RedisConnectionError("the connection ended as it opened")
         return link
 
@@ -185,13 +188,10 @@ class CommandPipe:
     async def close(self) -> None:
         self._closed = True
         self._abort(RedisConnectionError("the command pipe is closed"))
-        if self._disconnects:
-            await asyncio.gather(*self._disconnects, return_exceptions=True)
-        await self._factory.aclose()
 
     # --- the connection ---
 
-    async def _connect(self) -> AbstractConnection:
+    async def _connect(self) -> Link:
         if self._closed:
             raise RedisConnectionError("the command pipe is closed")
         # Concurrent first commands share one attempt.
@@ -204,30 +204,22 @@ class CommandPipe:
             if connecting.done():
                 self._connecting = None
 
-    async def _open(self) -> AbstractConnection:
-        conn: AbstractConnection = self._factory.make_connection()  # type: ignore[no-untyped-call]
+    async def _open(self) -> Link:
+        connection = await open_connection(self._address, self, self.timeout, self._name)
+        if self._closed:
+            connection.close()
+            raise RedisConnectionError("the command pipe is closed")
+        link = self._link = Link(connection)
+        return link
 
-        def lost(exc: Exception) -> None:
-            if self._link is not None and self._link.conn is conn:
-                self._abort(RedisConnectionError(f"Redis connection lost: {exc!r}"))
+    # --- ReplySink: what the connection hands over ---
 
-        try:
-            await conn.connect()  # type: ignore[no-untyped-call]
-            stream = ReplyStream(conn, self._on_replies, lost)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.disconnect(nowait=True)
-            raise
-        self._link = Link(conn, stream)
-        return conn
-
-    def _on_replies(self, replies: list[Any]) -> None:
+    def replies_received(self, replies: list[Any]) -> None:
         waiting = self._waiting
-        on_push = self.on_push
+        on_push = self._on_push
         for reply in replies:
             if type(reply) is hiredis.PushNotification:  # not a reply to a command
-                if on_push is not None:
-                    on_push(reply)
+                on_push(reply)
                 continue
             if isinstance(reply, NoPermissionError):
                 # A SUBSCRIBE refused (ACL) answers with an error reply, not a push:
@@ -244,6 +236,10 @@ class CommandPipe:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+    def connection_ended(self, connection: RespConnection, error: Exception) -> None:
+        if self._link is not None and self._link.connection is connection:
+            self._abort(RedisConnectionError(f"Redis connection lost: {error!r}"))
 
     def _check_deadline(self) -> None:
         self._watchdog = None
@@ -264,10 +260,6 @@ class CommandPipe:
             self._watchdog = None
         if link is not None:
             link.end(error)
-            # nowait: close the socket without waiting for the server.
-            task = asyncio.ensure_future(link.conn.disconnect(nowait=True))
-            self._disconnects.add(task)
-            task.add_done_callback(self._disconnects.discard)
         while self._waiting:
             future, _ = self._waiting.popleft()
             if not future.done():

@@ -9,14 +9,15 @@ refetches instead of living with a silent gap.
 
 from __future__ import annotations
 
-import re
 import secrets
 import string
 import time
 from collections import deque
 from dataclasses import dataclass
 
-from infrastructure.bootstrap.fanout import ORIGIN_EPOCH, Event, id_key
+from infrastructure.bus.event import ORIGIN_EPOCH, ORIGIN_ID, Event, id_key
+from infrastructure.bus.listener import Listener
+from infrastructure.events import EventType, build_envelope, dumps
 
 _EPOCH_ALPHABET = string.digits + string.ascii_lowercase
 
@@ -127,38 +128,24 @@ class _ChannelLog:
         self.events.append(event)
 
 
-# --- Last-Event-ID: one ``<epoch>.<ms>-<seq>`` token per channel, comma-separated ---
+def deliver_replay(listener: Listener, channel: str, replay: Replay) -> None:
+    """Put a client's replay into its listener ahead of live events, with the seam.
 
-# [0-9], not \d: \d also matches other scripts' digits.
-_TOKEN_RE = re.compile(r"([0-9a-z]{1,16})\.([0-9]{1,20})-([0-9]{1,20})", re.ASCII)
-MAX_CURSOR_LENGTH = 256
-_MAX_ID_PART = 2**64 - 1
-
-
-class InvalidCursor(ValueError):
-    """A ``Last-Event-ID`` that this service did not issue (a 400)."""
-
-
-def parse_cursor(value: str, channels: int) -> list[tuple[str, str]]:
-    """``"k3j2.1703246400000-0,0.0-0"`` -> ``[("k3j2", "1703246400000-0"), ("0", "0-0")]``.
-
-    The number of tokens must be the stream's number of channels.
+    On a reset the missed events are not replayed (the client refetches the
+    session and transcript instead): it gets one ``reset`` event positioned at the
+    newest event kept, then live events.
     """
-    if len(value) > MAX_CURSOR_LENGTH:
-        raise InvalidCursor("Last-Event-ID is too long")
-    tokens = value.split(",")
-    if len(tokens) != channels:
-        raise InvalidCursor(
-            f"Last-Event-ID has {len(tokens)} position(s); this stream has {channels} channel(s)"
-        )
-    cursor: list[tuple[str, str]] = []
-    for token in tokens:
-        match = _TOKEN_RE.fullmatch(token)
-        # The value is not echoed: the answer says what is wrong, not what was sent.
-        if match is None:
-            raise InvalidCursor("malformed Last-Event-ID")
-        epoch, ms, seq = match.groups()
-        if int(ms) > _MAX_ID_PART or int(seq) > _MAX_ID_PART:
-            raise InvalidCursor("malformed Last-Event-ID: not a Redis Stream id")
-        cursor.append((epoch, f"{int(ms)}-{int(seq)}"))
-    return cursor
+    last = replay.events[-1] if replay.events else None
+    floor = (last.epoch, last.key) if last is not None else None
+    if replay.reset:
+        listener.replay(channel, [reset_event(channel, last)], floor)
+    else:
+        listener.replay(channel, replay.events, floor)
+
+
+def reset_event(channel: str, position: Event | None) -> Event:
+    """A ``reset`` event carrying ``position`` (or the origin) as its id."""
+    body = dumps(build_envelope(EventType.RESET, {"reason": "history_gap"}, "sse-bus"))
+    if position is None:
+        return Event(channel, ORIGIN_EPOCH, ORIGIN_ID, body)
+    return Event(channel, position.epoch, position.id, body)
