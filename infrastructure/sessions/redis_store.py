@@ -9,6 +9,10 @@ Key layout (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "store:"``, ``sse:store:`` by d
                                 capped at ``max_messages`` (XADD MAXLEN); the stream id
                                 is the message id
     P queue:waiting     ZSET    member = session name, score = waiting_since (ms)
+    P record            STREAM  every change of every session, for the archiver
+                                (``record_log.py``); each script appends to it as
+                                its last key, with the session name and MAXLEN as
+                                its last two arguments
 
 The ``{<name>}`` hash tag puts one session's keys on one Redis Cluster slot. The
 queue is one global key; because every transition script writes the session and
@@ -50,6 +54,7 @@ from .models import (
     ms_to_datetime,
     now_ms,
 )
+from .record_log import record_key
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
 from .transitions import CANCEL_FROM, RELEASE_FROM, check_request
 
@@ -71,6 +76,8 @@ class SessionKeys:
         self.queue = f"{prefix}queue:waiting"
         #: session name -> the agent holding it (global, like the queue).
         self.held = f"{prefix}held"
+        #: The record stream (one for every session; see record_log.py).
+        self.record = f"{prefix}record"
 
     def session(self, name: str) -> str:
         return f"{self.prefix}sess:{{{name}}}"
@@ -136,9 +143,15 @@ class RedisSessionStore:
         self._max_messages = max_messages
         self._clock = clock
         self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
+        assert self.keys.record == record_key(settings.REDIS_SSE_CHANNEL_PREFIX)
+        self._record_maxlen = settings.RECORD_STREAM_MAXLEN
         self._create = redis.register_script(_script("create.lua"))
         self._transition = redis.register_script(_script("transition.lua"))
         self._append = redis.register_script(_script("append_message.lua"))
+
+    def _record_args(self, name: str) -> tuple[str, int]:
+        """The last two arguments of every script: for its record entry."""
+        return name, self._record_maxlen
 
     async def _move(
         self,
@@ -155,6 +168,7 @@ class RedisSessionStore:
                 self.keys.queue,
                 self.keys.transcript(name),
                 self.keys.held,
+                self.keys.record,
             ],
             args=[
                 str(requested),
@@ -164,6 +178,7 @@ class RedisSessionStore:
                 self._ttl,
                 name,
                 ",".join(sorted(only_from)) if only_from else "",
+                *self._record_args(name),
             ],
         )
         code = _text(reply[0])
@@ -176,7 +191,10 @@ class RedisSessionStore:
         # "{", ":" or "*" in; routes check it too, this is the last line.
         check_name(session_name)
         now = self._clock()
-        created = await self._create(keys=[self.keys.session(session_name)], args=[now, self._ttl])
+        created = await self._create(
+            keys=[self.keys.session(session_name), self.keys.record],
+            args=[now, self._ttl, *self._record_args(session_name)],
+        )
         if not int(created):
             raise SessionExists(session_name)
         at = ms_to_datetime(now)
@@ -274,7 +292,7 @@ class RedisSessionStore:
     async def append_message(self, message: ChatMessage) -> ChatMessage:
         name = message.session_name
         reply = await self._append(
-            keys=[self.keys.session(name), self.keys.transcript(name)],
+            keys=[self.keys.session(name), self.keys.transcript(name), self.keys.record],
             args=[
                 str(message.sender),
                 message.sender_id or "",
@@ -282,6 +300,7 @@ class RedisSessionStore:
                 datetime_to_ms(message.timestamp),
                 self._max_messages,
                 self._ttl,
+                *self._record_args(name),
             ],
         )
         code = _text(reply[0])

@@ -9,6 +9,10 @@
 --
 -- Returns {'ok', field, value, ...} (the session after the move) or an error code:
 -- {'not_found'} | {'held', holder} | {'illegal', current} | {'not_holder', holder}
+--
+-- The record (infrastructure/sessions/record_log.py): the LAST key is the record stream and
+-- the LAST two arguments are the session name and the record stream's MAXLEN, whatever
+-- comes before them.
 local sess, queue, msgs, held = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local requested, agent, reason = ARGV[1], ARGV[2], ARGV[3]
 local now, ttl, name, only_from = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
@@ -73,6 +77,13 @@ end
 
 redis.call('EXPIRE', sess, ttl)
 redis.call('EXPIRE', msgs, ttl) -- a no-op while the transcript is empty
+-- >>> record: atomic with the write above. agent_id: the holder after the move, else the
+-- agent who held it before (so that the record knows whose handling a release ends)
+redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*',
+  'kind', 'status', 'session', ARGV[#ARGV - 1], 'ts', now,
+  'status', requested, 'previous', current,
+  'agent_id', (requested == 'agent_active') and agent or holder, 'reason', reason)
+-- <<< record
 local state = redis.call('HGETALL', sess)
 table.insert(state, 1, 'ok')
 return state

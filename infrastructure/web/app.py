@@ -28,8 +28,11 @@ from infrastructure.bootstrap import sse
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings, get_settings
 from infrastructure.metrics import build_registry
+from infrastructure.record.metrics import RecordCollector
+from infrastructure.record.service import archiver_source, open_record
 from infrastructure.sessions import SessionStore
 from infrastructure.sessions.memory import InMemorySessionStore
+from infrastructure.sessions.record_log import RecordLog
 from infrastructure.sessions.redis_store import RedisSessionStore
 from infrastructure.web.body_limit import BodyLimitMiddleware
 from infrastructure.web.errors import install_error_handlers
@@ -56,7 +59,10 @@ def create_service_app(
     static_dir: Path | None = None,
     extra_lifespan: ServiceLifespan | None = None,
     fast_routes: Sequence[FastRoute] = (),
+    archiver: bool = False,
 ) -> ServiceApp:
+    """``archiver``: this service runs the record's archiver (``RECORD_ARCHIVER=embedded``);
+    in memory mode every service archives its own sessions."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -74,6 +80,11 @@ def create_service_app(
         sse.set_sse_bus(bus)
         app.state.bus = bus
         app.state.store, close_store = _build_store(bus, settings)
+        store = app.state.store
+        log = store.record if isinstance(store, InMemorySessionStore) else None
+        redis_mode = bus.manager is not None
+        source = archiver_source(settings, redis_mode, log) if archiver or not redis_mode else None
+        app.state.record = await open_record(settings, source)
         restore = _end_streams_on_signal(bus)
         _tune_gc(settings)
         try:
@@ -84,6 +95,7 @@ def create_service_app(
                     yield
         finally:
             restore()
+            await app.state.record.stop()
             await bus.stop()
             await close_store()
             sse.set_sse_bus(None)
@@ -93,6 +105,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = build_registry(lambda: app.state.bus, service, app.fast_outcomes)
+    app.state.metrics.register(RecordCollector(lambda: getattr(app.state, "record", None), service))
     install_error_handlers(app)
     app.include_router(shared_router)
     for router in routers:
@@ -126,7 +139,8 @@ def _build_store(
         return None
 
     if bus.manager is None:
-        return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS), nothing
+        log = RecordLog(settings.RECORD_STREAM_MAXLEN)  # the record stream's twin
+        return InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS, record=log), nothing
     return RedisSessionStore(bus.manager.redis, settings, reads=bus.manager.pipe), nothing
 
 

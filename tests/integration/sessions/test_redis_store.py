@@ -45,7 +45,12 @@ async def test_key_layout(store: RedisSessionStore, redis_client: aioredis.Redis
     )
 
     keys = sorted(await redis_client.keys("*"))
-    assert keys == [b"sse:store:msgs:{s1}", b"sse:store:queue:waiting", b"sse:store:sess:{s1}"]
+    assert keys == [
+        b"sse:store:msgs:{s1}",
+        b"sse:store:queue:waiting",
+        b"sse:store:record",  # the record stream (issue 21)
+        b"sse:store:sess:{s1}",
+    ]
     assert await redis_client.type("sse:store:sess:{s1}") == b"hash"
     assert await redis_client.type("sse:store:msgs:{s1}") == b"stream"
     assert await redis_client.hgetall("sse:store:sess:{s1}") == {

@@ -1,0 +1,212 @@
+"""The archiver's write: a batch of record entries into SQL, in one transaction, idempotent.
+
+Exactly once: every entry's id goes into ``record_entries`` (its primary key) in the same
+transaction as its effects, and an entry whose id is there already is skipped. Two
+archivers that both hold an entry (one claimed it from the other while it was stuck on a
+database outage) cannot both commit it: the second transaction fails on the key, and the
+retry finds the entry applied. Entries may arrive out of order (a claim brings old ones
+after newer ones): the session's latest status is kept by entry order, not arrival order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.expression import ColumnElement
+
+from infrastructure.sessions.record_log import (
+    KIND_MESSAGE,
+    KIND_RATING,
+    KIND_SESSION_CREATED,
+    KIND_STATUS,
+    RecordEntry,
+)
+
+from . import schema
+
+
+def order_key(entry_id: str) -> str:
+    """A string that sorts as the stream ids do (``"<ms>-<seq>"`` does not, as text)."""
+    ms, _, seq = entry_id.partition("-")
+    return f"{int(ms):015d}-{int(seq or 0):010d}"
+
+
+def upsert(connection: AsyncConnection, table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` for this connection's dialect."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _later(column: Any, value: Any) -> ColumnElement[Any]:
+    return case((column < value, value), else_=column)
+
+
+def _earlier(column: Any, value: Any) -> ColumnElement[Any]:
+    return case((column > value, value), else_=column)
+
+
+async def apply_entries(engine: AsyncEngine, batch: Sequence[RecordEntry]) -> int:
+    """Commits what is new in ``batch``; returns how many entries were new."""
+    if not batch:
+        return 0
+    async with engine.begin() as connection:
+        return await _apply(connection, batch)
+
+
+async def _apply(connection: AsyncConnection, batch: Sequence[RecordEntry]) -> int:
+    unique = {entry.id: entry for entry in batch}
+    known = set(
+        await connection.scalars(
+            select(schema.entries.c.entry_id).where(schema.entries.c.entry_id.in_(unique))
+        )
+    )
+    fresh = [e for e in unique.values() if e.id not in known]
+    if not fresh:
+        return 0
+    names = sorted({e.session for e in fresh})
+    erased = dict(
+        (
+            await connection.execute(
+                select(schema.erasures.c.session_name, schema.erasures.c.erased_at).where(
+                    schema.erasures.c.session_name.in_(names)
+                )
+            )
+        ).tuples()
+    )
+    # Every fresh id is marked applied, even one dropped as erased: it is done with.
+    await connection.execute(
+        schema.entries.insert(),
+        [{"entry_id": e.id, "session_name": e.session, "kind": e.kind, "ts": e.ts} for e in fresh],
+    )
+    kept = [e for e in fresh if e.ts > erased.get(e.session, -1)]
+    by_session: dict[str, list[RecordEntry]] = defaultdict(list)
+    for entry in sorted(kept, key=lambda e: order_key(e.id)):
+        by_session[entry.session].append(entry)
+    for name, entries in by_session.items():
+        await _apply_session(connection, name, entries)
+    await _apply_agents(connection, kept)
+    return len(fresh)
+
+
+async def _apply_session(
+    connection: AsyncConnection, name: str, entries: list[RecordEntry]
+) -> None:
+    t = schema.sessions
+    first, last = min(e.ts for e in entries), max(e.ts for e in entries)
+    await connection.execute(
+        upsert(connection, t)
+        .values(
+            session_name=name,
+            created_at=first,
+            last_at=last,
+            status="ai",
+            status_key="",
+            message_count=0,
+        )
+        .on_conflict_do_nothing(index_elements=["session_name"])
+    )
+    values: dict[str, Any] = {"last_at": _later(t.c.last_at, last)}
+    if any(e.kind == KIND_SESSION_CREATED for e in entries):
+        values["created_at"] = _earlier(t.c.created_at, first)
+    await connection.execute(update(t).where(t.c.session_name == name).values(**values))
+
+    statuses = [e for e in entries if e.kind == KIND_STATUS]
+    if statuses:
+        await connection.execute(
+            schema.status_changes.insert(),
+            [
+                {
+                    "entry_id": e.id,
+                    "session_name": name,
+                    "ts": e.ts,
+                    "status": e.get("status"),
+                    "previous": e.get("previous") or None,
+                    "agent_id": e.get("agent_id") or None,
+                    "reason": e.get("reason") or None,
+                }
+                for e in statuses
+            ],
+        )
+        latest = statuses[-1]
+        key = order_key(latest.id)
+        await connection.execute(
+            update(t)
+            .where(t.c.session_name == name, t.c.status_key < key)
+            .values(
+                status=latest.get("status"), agent_id=latest.get("agent_id") or None, status_key=key
+            )
+        )
+
+    messages = [e for e in entries if e.kind == KIND_MESSAGE]
+    if messages:
+        for e in messages:
+            # One by one: a message already there under another entry (the same
+            # transcript id) is skipped, not a failed batch.
+            await connection.execute(
+                upsert(connection, schema.messages)
+                .values(
+                    entry_id=e.id,
+                    session_name=name,
+                    message_id=e.get("message_id") or e.id,
+                    ts=e.ts,
+                    sender=e.get("sender") or "system",
+                    sender_id=e.get("sender_id") or None,
+                    content=e.get("content"),
+                )
+                .on_conflict_do_nothing(index_elements=["session_name", "message_id"])
+            )
+        count = (
+            select(func.count())
+            .select_from(schema.messages)
+            .where(schema.messages.c.session_name == name)
+            .scalar_subquery()
+        )
+        await connection.execute(
+            update(t).where(t.c.session_name == name).values(message_count=count)
+        )
+
+    ratings = [e for e in entries if e.kind == KIND_RATING]
+    if ratings:
+        rating = ratings[-1]
+        score = rating.get("score")
+        await connection.execute(
+            update(t)
+            .where(t.c.session_name == name)
+            .where((t.c.rated_at.is_(None)) | (t.c.rated_at <= rating.ts))
+            .values(
+                rating_score=int(score) if score.lstrip("-").isdigit() else None,
+                rating_comment=rating.get("comment") or None,
+                rated_at=rating.ts,
+            )
+        )
+
+
+async def _apply_agents(connection: AsyncConnection, entries: list[RecordEntry]) -> None:
+    seen: dict[str, tuple[int, int]] = {}
+    for e in entries:
+        agent = ""
+        if e.kind == KIND_STATUS:
+            agent = e.get("agent_id")
+        elif e.kind == KIND_MESSAGE and e.get("sender") == "agent":
+            agent = e.get("sender_id")
+        if agent:
+            lo, hi = seen.get(agent, (e.ts, e.ts))
+            seen[agent] = (min(lo, e.ts), max(hi, e.ts))
+    t = schema.agents
+    for agent, (lo, hi) in sorted(seen.items()):
+        stmt = upsert(connection, t).values(agent_id=agent, first_seen_at=lo, last_seen_at=hi)
+        await connection.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["agent_id"],
+                set_={
+                    "first_seen_at": _earlier(t.c.first_seen_at, stmt.excluded.first_seen_at),
+                    "last_seen_at": _later(t.c.last_seen_at, stmt.excluded.last_seen_at),
+                },
+            )
+        )
