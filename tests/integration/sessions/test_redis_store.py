@@ -69,7 +69,7 @@ async def test_prefix_comes_from_settings(redis_client: aioredis.Redis, redis_ur
     settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_SSE_CHANNEL_PREFIX="cs:")
     store = RedisSessionStore(redis_client, settings)
     await store.create("s1")
-    assert await redis_client.keys("*") == [b"cs:store:sess:{s1}"]
+    assert sorted(await redis_client.keys("*")) == [b"cs:store:record", b"cs:store:sess:{s1}"]
 
 
 def test_one_session_hashes_to_one_cluster_slot(store: RedisSessionStore) -> None:
