@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +59,11 @@ def create_engine(url: str) -> AsyncEngine:
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, connect_args={"timeout": _SQLITE_BUSY_SECONDS})
+        # ``:memory:`` (unit tests): one connection, or each would see a database of its own.
+        pool: dict[str, Any] = {} if path is not None else {"poolclass": StaticPool}
+        engine = create_async_engine(parsed, connect_args={"timeout": _SQLITE_BUSY_SECONDS}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     raise UnsupportedDatabase(
         f"DATABASE_URL: {backend!r} is not supported (use postgresql+asyncpg:// or "
@@ -67,12 +72,32 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling leaves DDL outside transactions: take it over
+    # (SQLAlchemy's documented recipe), so that a migration is all or nothing.
+    dbapi_connection.isolation_level = None
     # WAL: readers do not block the archiver's writes, nor it them.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _process_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _locks.get(loop)
+    if lock is None:
+        lock = _locks[loop] = asyncio.Lock()
+    return lock
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -117,6 +142,15 @@ async def migrate(engine: AsyncEngine, downgrade_to: str | None = None) -> None:
                 connection.commit()
 
     path = sqlite_path(str(engine.url))
+    # Alembic's context is one global per process: two migrations at once (two apps in one
+    # test process) would trample it. And across processes: the file or advisory lock.
+    async with _process_lock():
+        await _migrate_locked(engine, run, path)
+
+
+async def _migrate_locked(
+    engine: AsyncEngine, run: Callable[[Connection], None], path: Path | None
+) -> None:
     # The file lock is taken in a thread: flock blocks, the event loop must not.
     lock = _file_lock(path)
     await asyncio.to_thread(lock.__enter__)

@@ -42,6 +42,8 @@ class Record:
         self.archiver: Archiver | None = None
         self.last_error: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._source: RecordSource | None = None
 
     def require_ready(self) -> AsyncEngine:
         if not self.migrated.is_set():
@@ -63,6 +65,7 @@ class Record:
         return out
 
     async def start(self, source: RecordSource | None) -> None:
+        self._source = source
         self._tasks.append(asyncio.create_task(self._open(source), name="record-open"))
 
     async def _open(self, source: RecordSource | None) -> None:
@@ -80,7 +83,7 @@ class Record:
                 delay = min(delay * 2, _RETRY_MAX)
         self.last_error = None
         self.migrated.set()
-        if source is not None:
+        if source is not None and not self._closing:
             self.archiver = Archiver(source, self.engine, self.settings)
             self._tasks.append(asyncio.create_task(self._backlog_loop(), name="record-backlog"))
             await self.archiver.run()
@@ -96,24 +99,22 @@ class Record:
             await asyncio.sleep(_BACKLOG_EVERY_SECONDS)
 
     async def stop(self) -> None:
+        self._closing = True
         if self.archiver is not None:
             self.archiver.stop()
-        for task in self._tasks:
-            if task.get_name() != "record-open":
-                task.cancel()
         opening = [t for t in self._tasks if t.get_name() == "record-open"]
         for task in opening:
-            try:
-                # The archiver finishes (or drops) its batch: what it has not acked stays
-                # pending in Redis for the next consumer.
+            # The archiver finishes (or drops) its batch: what it has not acknowledged
+            # stays pending in Redis for the next consumer.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 3.0)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
+        for task in self._tasks:  # all of them now: the open task may have added some
+            task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.archiver is not None:
-            await self.archiver.source.close()
+        if self._source is not None:
+            await self._source.close()
         await self.engine.dispose()
 
 

@@ -70,15 +70,13 @@ async def _apply(connection: AsyncConnection, batch: Sequence[RecordEntry]) -> i
     if not fresh:
         return 0
     names = sorted({e.session for e in fresh})
-    erased = dict(
-        (
-            await connection.execute(
-                select(schema.erasures.c.session_name, schema.erasures.c.erased_at).where(
-                    schema.erasures.c.session_name.in_(names)
-                )
-            )
-        ).tuples()
+    found = await connection.execute(
+        select(schema.erasures.c.session_name, schema.erasures.c.erased_at).where(
+            schema.erasures.c.session_name.in_(names)
+        )
     )
+    # Not dict(result): a Result has keys(), so dict() would take it for a mapping.
+    erased = {name: at for name, at in found.tuples()}
     # Every fresh id is marked applied, even one dropped as erased: it is done with.
     await connection.execute(
         schema.entries.insert(),

@@ -37,6 +37,7 @@ from infrastructure.sessions.redis_store import RedisSessionStore
 from infrastructure.web.body_limit import BodyLimitMiddleware
 from infrastructure.web.errors import install_error_handlers
 from infrastructure.web.fast_path import FastRoute, ServiceApp
+from infrastructure.web.record_routes import router as record_router
 from infrastructure.web.shared_routes import fast_routes as shared_fast_routes
 from infrastructure.web.shared_routes import router as shared_router
 
@@ -108,6 +109,7 @@ def create_service_app(
     app.state.metrics.register(RecordCollector(lambda: getattr(app.state, "record", None), service))
     install_error_handlers(app)
     app.include_router(shared_router)
+    app.include_router(record_router)
     for router in routers:
         app.include_router(router)
     if static_dir is not None:
