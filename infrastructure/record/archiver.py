@@ -297,3 +297,41 @@ class Archiver:
         if purged:
             self.stats.purged += purged
             logger.info("retention: purged %d conversations idle since before %d", purged, before)
+
+
+async def run_standalone(settings: Settings) -> None:
+    """The archiver as a process of its own, until SIGTERM/SIGINT (set
+    ``RECORD_ARCHIVER=off`` on the workbench then, or both archive: that is safe too)."""
+    import signal
+
+    from infrastructure.bootstrap.redis_client import make_redis_client
+
+    from .database import create_engine
+    from .service import Record
+
+    record = Record(settings, create_engine(settings.DATABASE_URL))
+    await record.start(RedisRecordSource(make_redis_client(settings, "archiver"), settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logger.info(
+        "archiver %s: %s -> %s",
+        consumer_name(settings),
+        settings.REDIS_URL,
+        record.engine.url.render_as_string(hide_password=True),
+    )
+    await stop.wait()
+    await record.stop()
+
+
+def main() -> None:
+    from infrastructure.config import get_settings
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.LOG_LEVEL, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(run_standalone(settings))
+
+
+if __name__ == "__main__":
+    main()
