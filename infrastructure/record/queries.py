@@ -139,7 +139,7 @@ async def search_conversations(engine: AsyncEngine, query: ConversationFilter) -
                 select(m.c.session_name, m.c.content)
                 .where(m.c.session_name.in_([r["session_name"] for r in rows]))
                 .where(_message_match(dialect, words))
-                .order_by(m.c.ts, m.c.id)
+                .order_by(m.c.position)
             )
             for name, content in found.tuples():
                 snippets.setdefault(name, _snippet(content, words))
@@ -179,12 +179,12 @@ async def transcript(engine: AsyncEngine, session_name: str) -> dict[str, Any] |
         messages = await connection.execute(
             select(m.c.message_id, m.c.ts, m.c.sender, m.c.sender_id, m.c.content)
             .where(m.c.session_name == session_name)
-            .order_by(m.c.ts, m.c.id)
+            .order_by(m.c.position)
         )
         changes = await connection.execute(
             select(sc.c.ts, sc.c.status, sc.c.previous, sc.c.agent_id, sc.c.reason)
             .where(sc.c.session_name == session_name)
-            .order_by(sc.c.ts, sc.c.id)
+            .order_by(sc.c.position)
         )
         session = dict(row._mapping)
         return {

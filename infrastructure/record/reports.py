@@ -103,7 +103,7 @@ async def summary(engine: AsyncEngine, from_ms: int, to_ms: int) -> dict[str, An
         history = await connection.execute(
             select(sc.c.session_name, sc.c.ts, sc.c.status, sc.c.agent_id, sc.c.previous)
             .where(sc.c.session_name.in_(active))
-            .order_by(sc.c.session_name, sc.c.ts, sc.c.id)
+            .order_by(sc.c.session_name, sc.c.position)
         )
         rows = list(history.tuples())
 

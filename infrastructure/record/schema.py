@@ -62,11 +62,13 @@ status_changes = Table(
     Column("entry_id", String(48), nullable=False, unique=True),
     Column("session_name", String(64), nullable=False),
     Column("ts", BigInteger, nullable=False),
+    #: The entry's place in the record stream (sortable text): the order Redis accepted.
+    Column("position", String(48), nullable=False),
     Column("status", String(32), nullable=False),
     Column("previous", String(32)),
     Column("agent_id", String(64)),
     Column("reason", Text),
-    Index("ix_record_status_session", "session_name", "ts"),
+    Index("ix_record_status_session", "session_name", "position"),
     Index("ix_record_status_ts", "ts"),
     Index("ix_record_status_agent", "agent_id", "status"),
 )
@@ -80,11 +82,13 @@ messages = Table(
     #: The transcript stream id: unique in its session, as in Redis.
     Column("message_id", String(48), nullable=False),
     Column("ts", BigInteger, nullable=False),
+    #: As in ``record_status_changes``: transcripts are in this order.
+    Column("position", String(48), nullable=False),
     Column("sender", String(16), nullable=False),
     Column("sender_id", String(64)),
     Column("content", Text, nullable=False),
     UniqueConstraint("session_name", "message_id", name="uq_record_messages_session_message"),
-    Index("ix_record_messages_session", "session_name", "ts"),
+    Index("ix_record_messages_session", "session_name", "position"),
 )
 
 agents = Table(

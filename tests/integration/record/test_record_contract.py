@@ -4,8 +4,13 @@ erasure and retention."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import func, inspect, select
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Table, func, inspect, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infrastructure.record import privacy, queries, reports, schema
@@ -67,7 +72,7 @@ def conversation(e: Entries, name: str, start: int, agent: str = "alice") -> lis
     ]
 
 
-async def count(engine: AsyncEngine, table: schema.Table) -> int:
+async def count(engine: AsyncEngine, table: Table) -> int:
     async with engine.connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(table)) or 0)
 
@@ -282,3 +287,22 @@ async def test_retention_purges_idle_conversations(engine: AsyncEngine) -> None:
     assert await queries.transcript(engine, "old") is None
     assert await queries.transcript(engine, "new") is not None
     assert await count(engine, schema.messages) == 2
+
+
+async def test_the_migrations_make_what_schema_py_declares(engine: AsyncEngine) -> None:
+    def differences(connection: Connection) -> list[Any]:
+        found = compare_metadata(MigrationContext.configure(connection), schema.metadata)
+        # the full-text index is the migration's alone (FTS5 tables, a pg_trgm index)
+        return [
+            d
+            for d in found
+            if not (
+                d[0] in ("remove_table", "remove_index")
+                and (getattr(d[1], "name", "") or "").startswith(
+                    (schema.SQLITE_FTS_TABLE, schema.PG_TRGM_INDEX)
+                )
+            )
+        ]
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []

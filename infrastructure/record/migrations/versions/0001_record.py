@@ -46,12 +46,15 @@ def upgrade() -> None:
         sa.Column("entry_id", sa.String(48), nullable=False, unique=True),
         sa.Column("session_name", sa.String(64), nullable=False),
         sa.Column("ts", sa.BigInteger, nullable=False),
+        sa.Column("position", sa.String(48), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
         sa.Column("previous", sa.String(32)),
         sa.Column("agent_id", sa.String(64)),
         sa.Column("reason", sa.Text),
     )
-    op.create_index("ix_record_status_session", "record_status_changes", ["session_name", "ts"])
+    op.create_index(
+        "ix_record_status_session", "record_status_changes", ["session_name", "position"]
+    )
     op.create_index("ix_record_status_ts", "record_status_changes", ["ts"])
     op.create_index("ix_record_status_agent", "record_status_changes", ["agent_id", "status"])
     op.create_table(
@@ -61,6 +64,7 @@ def upgrade() -> None:
         sa.Column("session_name", sa.String(64), nullable=False),
         sa.Column("message_id", sa.String(48), nullable=False),
         sa.Column("ts", sa.BigInteger, nullable=False),
+        sa.Column("position", sa.String(48), nullable=False),
         sa.Column("sender", sa.String(16), nullable=False),
         sa.Column("sender_id", sa.String(64)),
         sa.Column("content", sa.Text, nullable=False),
@@ -68,7 +72,9 @@ def upgrade() -> None:
             "session_name", "message_id", name="uq_record_messages_session_message"
         ),
     )
-    op.create_index("ix_record_messages_session", "record_messages", ["session_name", "ts"])
+    op.create_index(
+        "ix_record_messages_session", "record_messages", ["session_name", "position"]
+    )
     op.create_table(
         "record_agents",
         sa.Column("agent_id", sa.String(64), primary_key=True),
