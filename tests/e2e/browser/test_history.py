@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 import redis
 from playwright.sync_api import expect
@@ -19,6 +20,7 @@ from tests.e2e.browser.harness import (
     start_chat,
     take_over,
 )
+from tests.support.processes import wait_until
 from tests.support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -83,3 +85,40 @@ def test_history_finds_a_conversation_after_redis_forgot_it(
         expect(agent.locator("#chart rect.bar-conversations").first).to_be_attached()
         expect(agent.locator("#agents tr").first).to_contain_text("alice")
         shots.take("reports")
+
+
+def test_a_returning_customer_sees_the_earlier_chat_after_redis_forgot_it(
+    stack: Stack, redis_server: RedisServer, request: pytest.FixtureRequest
+) -> None:
+    with open_pages(request.node.name) as pages:
+        customer, shots = pages.customer, pages.shots
+        session = start_chat(customer, stack.chatbot.url)
+        customer_says(customer, "请问营业时间 opening hours?")
+        expect(customer.locator('#log li[data-sender="bot"]')).to_have_count(1)
+        token = customer.evaluate("JSON.parse(sessionStorage.getItem('cs-chat-session')).token")
+        recorded = f"{stack.chatbot.url}/api/conversations/{session}"
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def archived() -> bool:
+            answer = httpx.get(recorded, headers=headers)
+            return answer.status_code == 200 and answer.json()["message_count"] == 2
+
+        wait_until(archived, timeout=15, description="the chat in the record")
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+        customer.reload()  # the customer comes back with the same token
+        expect(customer.locator("#status-text")).to_have_text(
+            "This chat has ended. Here is your earlier conversation."
+        )
+        log = customer.locator("#log")
+        expect(log.locator('li[data-sender="customer"]')).to_contain_text("营业时间")
+        expect(log.locator('li[data-sender="bot"]')).to_have_count(1)
+        expect(customer.locator("#composer")).to_be_hidden()
+        shots.take("earlier-chat")
+        customer.get_by_role("button", name="New chat").click()  # starts a new chat
+        expect(customer.locator("#composer")).to_be_visible()
+        expect(customer.locator("#connection")).to_have_text("Live")
+        expect(customer.locator("#log li")).to_have_count(0)
