@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import BindParameter, ColumnElement
 
 from infrastructure.sessions.record_log import (
     KIND_MESSAGE,
@@ -82,109 +82,172 @@ async def _apply(connection: AsyncConnection, batch: Sequence[RecordEntry]) -> i
         schema.entries.insert(),
         [{"entry_id": e.id, "session_name": e.session, "kind": e.kind, "ts": e.ts} for e in fresh],
     )
-    kept = [e for e in fresh if e.ts > erased.get(e.session, -1)]
-    by_session: dict[str, list[RecordEntry]] = defaultdict(list)
-    for entry in sorted(kept, key=lambda e: order_key(e.id)):
-        by_session[entry.session].append(entry)
-    for name, entries in by_session.items():
-        await _apply_session(connection, name, entries)
-    await _apply_agents(connection, kept)
+    kept = sorted(
+        (e for e in fresh if e.ts > erased.get(e.session, -1)), key=lambda e: order_key(e.id)
+    )
+    if kept:
+        await _apply_kept(connection, kept)
     return len(fresh)
 
 
-async def _apply_session(
-    connection: AsyncConnection, name: str, entries: list[RecordEntry]
-) -> None:
+# A batch costs the same dozen statements whatever its size (multi-row inserts, and
+# executemany updates with bound parameters): the archiver's CPU goes with the number of
+# batches, not entries.
+
+
+async def _apply_kept(connection: AsyncConnection, kept: list[RecordEntry]) -> None:
     t = schema.sessions
-    first, last = min(e.ts for e in entries), max(e.ts for e in entries)
+    by_session: dict[str, list[RecordEntry]] = defaultdict(list)
+    for entry in kept:
+        by_session[entry.session].append(entry)
     await connection.execute(
         upsert(connection, t)
         .values(
-            session_name=name,
-            created_at=first,
-            last_at=last,
-            status="ai",
-            status_key="",
-            message_count=0,
+            [
+                {
+                    "session_name": name,
+                    "created_at": min(e.ts for e in entries),
+                    "last_at": max(e.ts for e in entries),
+                    "status": "ai",
+                    "status_key": "",
+                    "message_count": 0,
+                }
+                for name, entries in by_session.items()
+            ]
         )
         .on_conflict_do_nothing(index_elements=["session_name"])
     )
-    values: dict[str, Any] = {"last_at": _later(t.c.last_at, last)}
-    if any(e.kind == KIND_SESSION_CREATED for e in entries):
-        values["created_at"] = _earlier(t.c.created_at, first)
-    await connection.execute(update(t).where(t.c.session_name == name).values(**values))
+    name: BindParameter[str] = bindparam("b_name")
+    first: BindParameter[int] = bindparam("b_first")
+    last: BindParameter[int] = bindparam("b_last")
+    await connection.execute(
+        update(t)
+        .where(t.c.session_name == name)
+        .values(last_at=_later(t.c.last_at, last), created_at=_earlier(t.c.created_at, first)),
+        [
+            {
+                "b_name": session,
+                "b_last": max(e.ts for e in entries),
+                # Only a session_created entry may move the start earlier than what is known.
+                "b_first": min(
+                    (e.ts for e in entries if e.kind == KIND_SESSION_CREATED),
+                    default=_NEVER,
+                ),
+            }
+            for session, entries in by_session.items()
+        ],
+    )
+    await _apply_statuses(connection, [e for e in kept if e.kind == KIND_STATUS])
+    await _apply_messages(connection, [e for e in kept if e.kind == KIND_MESSAGE])
+    await _apply_ratings(connection, [e for e in kept if e.kind == KIND_RATING])
+    await _apply_agents(connection, kept)
 
-    statuses = [e for e in entries if e.kind == KIND_STATUS]
-    if statuses:
-        await connection.execute(
-            schema.status_changes.insert(),
+
+#: A start later than any: ``_earlier`` keeps what is there.
+_NEVER = 2**62
+
+
+async def _apply_statuses(connection: AsyncConnection, statuses: list[RecordEntry]) -> None:
+    if not statuses:
+        return
+    await connection.execute(
+        schema.status_changes.insert(),
+        [
+            {
+                "entry_id": e.id,
+                "session_name": e.session,
+                "ts": e.ts,
+                "position": order_key(e.id),
+                "status": e.get("status"),
+                "previous": e.get("previous") or None,
+                "agent_id": e.get("agent_id") or None,
+                "reason": e.get("reason") or None,
+            }
+            for e in statuses
+        ],
+    )
+    latest = {e.session: e for e in statuses}  # in stream order: the last one wins
+    t = schema.sessions
+    await connection.execute(
+        update(t)
+        .where(t.c.session_name == bindparam("b_name"), t.c.status_key < bindparam("b_key"))
+        .values(
+            status=bindparam("b_status"),
+            agent_id=bindparam("b_agent"),
+            status_key=bindparam("b_key"),
+        ),
+        [
+            {
+                "b_name": e.session,
+                "b_key": order_key(e.id),
+                "b_status": e.get("status"),
+                "b_agent": e.get("agent_id") or None,
+            }
+            for e in latest.values()
+        ],
+    )
+
+
+async def _apply_messages(connection: AsyncConnection, messages: list[RecordEntry]) -> None:
+    if not messages:
+        return
+    m = schema.messages
+    # A message already there under another entry (the same transcript id) is skipped.
+    await connection.execute(
+        upsert(connection, m)
+        .values(
             [
                 {
                     "entry_id": e.id,
-                    "session_name": name,
+                    "session_name": e.session,
+                    "message_id": e.get("message_id") or e.id,
                     "ts": e.ts,
                     "position": order_key(e.id),
-                    "status": e.get("status"),
-                    "previous": e.get("previous") or None,
-                    "agent_id": e.get("agent_id") or None,
-                    "reason": e.get("reason") or None,
+                    "sender": e.get("sender") or "system",
+                    "sender_id": e.get("sender_id") or None,
+                    "content": e.get("content"),
                 }
-                for e in statuses
-            ],
+                for e in messages
+            ]
         )
-        latest = statuses[-1]
-        key = order_key(latest.id)
-        await connection.execute(
-            update(t)
-            .where(t.c.session_name == name, t.c.status_key < key)
-            .values(
-                status=latest.get("status"), agent_id=latest.get("agent_id") or None, status_key=key
-            )
-        )
+        .on_conflict_do_nothing(index_elements=["session_name", "message_id"])
+    )
+    t = schema.sessions
+    count = (
+        select(func.count())
+        .select_from(m)
+        .where(m.c.session_name == bindparam("b_name"))
+        .scalar_subquery()
+    )
+    await connection.execute(
+        update(t).where(t.c.session_name == bindparam("b_name")).values(message_count=count),
+        [{"b_name": name} for name in sorted({e.session for e in messages})],
+    )
 
-    messages = [e for e in entries if e.kind == KIND_MESSAGE]
-    if messages:
-        for e in messages:
-            # One by one: a message already there under another entry (the same
-            # transcript id) is skipped, not a failed batch.
-            await connection.execute(
-                upsert(connection, schema.messages)
-                .values(
-                    entry_id=e.id,
-                    session_name=name,
-                    message_id=e.get("message_id") or e.id,
-                    ts=e.ts,
-                    position=order_key(e.id),
-                    sender=e.get("sender") or "system",
-                    sender_id=e.get("sender_id") or None,
-                    content=e.get("content"),
-                )
-                .on_conflict_do_nothing(index_elements=["session_name", "message_id"])
-            )
-        count = (
-            select(func.count())
-            .select_from(schema.messages)
-            .where(schema.messages.c.session_name == name)
-            .scalar_subquery()
-        )
-        await connection.execute(
-            update(t).where(t.c.session_name == name).values(message_count=count)
-        )
 
-    ratings = [e for e in entries if e.kind == KIND_RATING]
-    if ratings:
-        rating = ratings[-1]
-        score = rating.get("score")
-        await connection.execute(
-            update(t)
-            .where(t.c.session_name == name)
-            .where((t.c.rated_at.is_(None)) | (t.c.rated_at <= rating.ts))
-            .values(
-                rating_score=int(score) if score.lstrip("-").isdigit() else None,
-                rating_comment=rating.get("comment") or None,
-                rated_at=rating.ts,
-            )
-        )
+async def _apply_ratings(connection: AsyncConnection, ratings: list[RecordEntry]) -> None:
+    if not ratings:
+        return
+    latest = {e.session: e for e in ratings}
+    t = schema.sessions
+    at: BindParameter[int] = bindparam("b_at")
+    await connection.execute(
+        update(t)
+        .where(t.c.session_name == bindparam("b_name"))
+        .where(t.c.rated_at.is_(None) | (t.c.rated_at <= at))
+        .values(
+            rating_score=bindparam("b_score"), rating_comment=bindparam("b_comment"), rated_at=at
+        ),
+        [
+            {
+                "b_name": e.session,
+                "b_at": e.ts,
+                "b_score": int(e.get("score")) if e.get("score").lstrip("-").isdigit() else None,
+                "b_comment": e.get("comment") or None,
+            }
+            for e in latest.values()
+        ],
+    )
 
 
 async def _apply_agents(connection: AsyncConnection, entries: list[RecordEntry]) -> None:
@@ -198,15 +261,21 @@ async def _apply_agents(connection: AsyncConnection, entries: list[RecordEntry])
         if agent:
             lo, hi = seen.get(agent, (e.ts, e.ts))
             seen[agent] = (min(lo, e.ts), max(hi, e.ts))
+    if not seen:
+        return
     t = schema.agents
-    for agent, (lo, hi) in sorted(seen.items()):
-        stmt = upsert(connection, t).values(agent_id=agent, first_seen_at=lo, last_seen_at=hi)
-        await connection.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["agent_id"],
-                set_={
-                    "first_seen_at": _earlier(t.c.first_seen_at, stmt.excluded.first_seen_at),
-                    "last_seen_at": _later(t.c.last_seen_at, stmt.excluded.last_seen_at),
-                },
-            )
+    stmt = upsert(connection, t).values(
+        [
+            {"agent_id": agent, "first_seen_at": lo, "last_seen_at": hi}
+            for agent, (lo, hi) in sorted(seen.items())
+        ]
+    )
+    await connection.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["agent_id"],
+            set_={
+                "first_seen_at": _earlier(t.c.first_seen_at, stmt.excluded.first_seen_at),
+                "last_seen_at": _later(t.c.last_seen_at, stmt.excluded.last_seen_at),
+            },
         )
+    )

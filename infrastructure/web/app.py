@@ -29,7 +29,7 @@ from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings, get_settings
 from infrastructure.metrics import build_registry
 from infrastructure.record.metrics import RecordCollector
-from infrastructure.record.service import archiver_source, open_record
+from infrastructure.record.service import archiver_sources, open_record
 from infrastructure.sessions import SessionStore
 from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.sessions.record_log import RecordLog
@@ -84,8 +84,11 @@ def create_service_app(
         store = app.state.store
         log = store.record if isinstance(store, InMemorySessionStore) else None
         redis_mode = bus.manager is not None
-        source = archiver_source(settings, redis_mode, log) if archiver or not redis_mode else None
-        app.state.record = await open_record(settings, source)
+        archives = archiver or not redis_mode
+        source, thread_source = (
+            archiver_sources(settings, redis_mode, log) if archives else (None, None)
+        )
+        app.state.record = await open_record(settings, source, thread_source)
         restore = _end_streams_on_signal(bus)
         _tune_gc(settings)
         try:
