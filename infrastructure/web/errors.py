@@ -73,5 +73,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ConnectionError, storage_down)
     # The record's database (SQL): down, unreachable, or not migrated yet.
     app.add_exception_handler(InvalidRecordCursor, bad_cursor)
-    for error in (RecordUnavailable, OperationalError, InterfaceError, PoolTimeout):
+    # asyncpg's refused connection comes through unwrapped: an OSError (a TimeoutError too).
+    for error in (RecordUnavailable, OperationalError, InterfaceError, PoolTimeout, OSError):
         app.add_exception_handler(error, storage_down)

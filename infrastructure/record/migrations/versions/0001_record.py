@@ -72,9 +72,7 @@ def upgrade() -> None:
             "session_name", "message_id", name="uq_record_messages_session_message"
         ),
     )
-    op.create_index(
-        "ix_record_messages_session", "record_messages", ["session_name", "position"]
-    )
+    op.create_index("ix_record_messages_session", "record_messages", ["session_name", "position"])
     op.create_table(
         "record_agents",
         sa.Column("agent_id", sa.String(64), primary_key=True),
