@@ -49,7 +49,9 @@ def _url_of(database: str) -> str:
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty database; its SQLAlchemy URL. Dropped afterwards (connections and all)."""
     name = f"record_test_{os.getpid()}_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    # TEMPLATE template0: template1 may have a session on it (another test run on this
+    # shared server), which makes CREATE DATABASE from it fail.
+    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\''))
     try:
         yield _url_of(name)
     finally:
