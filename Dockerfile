@@ -16,6 +16,9 @@ COPY pyproject.toml ./
 COPY infrastructure ./infrastructure
 COPY products ./products
 RUN pip install . && rm -rf build ./*.egg-info
+# The record's embedded SQLite default (DATABASE_URL unset) writes under .run/; compose
+# points both services at PostgreSQL instead.
+RUN mkdir -p /app/.run && chown app:app /app/.run
 
 USER app
 

@@ -114,6 +114,32 @@ class Settings(BaseSettings):
     ESCALATION_RATE_LIMIT_BURST: int = Field(default=10, ge=1)
     MAX_JSON_DEPTH: int = Field(default=32, ge=1)
 
+    # --- The record (issue 21; see infrastructure/record) ---
+    #: The SQL database of the record: ``postgresql+asyncpg://user:pw@host/db`` in
+    #: production, ``sqlite+aiosqlite:///path`` embedded (the default: a file under ``.run/``).
+    DATABASE_URL: str = "sqlite+aiosqlite:///.run/record.sqlite3"
+    #: ``embedded``: the workbench service runs the archiver (one consumer per replica);
+    #: ``off``: it does not (run ``python -m infrastructure.record.archiver`` instead).
+    RECORD_ARCHIVER: Literal["embedded", "off"] = "embedded"
+    #: Entries the record stream keeps (``XADD MAXLEN ~``): the archiver's buffer while the
+    #: database is down. At about 300 bytes an entry, a million is some 300 MB of Redis.
+    RECORD_STREAM_MAXLEN: int = Field(default=1_000_000, ge=1000)
+    #: Entries the archiver reads and commits in one transaction.
+    RECORD_BATCH_SIZE: int = Field(default=500, ge=1)
+    #: After a batch smaller than ``RECORD_BATCH_SIZE``, the archiver lets entries gather
+    #: this long before it reads again: fewer, larger transactions (its CPU goes with the
+    #: number of batches), at the price of the record lagging Redis by about this much.
+    RECORD_BATCH_INTERVAL_SECONDS: float = Field(default=0.5, ge=0)
+    #: A pending entry idle this long is claimed again (its consumer is taken for dead).
+    RECORD_CLAIM_IDLE_MS: int = Field(default=30_000, ge=1)
+    #: ``/readyz`` warns when the archiver is this many entries behind.
+    RECORD_BACKLOG_WARNING: int = Field(default=10_000, ge=1)
+    #: Conversations idle longer than this many days are purged from the record
+    #: (``0``: keep forever).
+    RECORD_RETENTION_DAYS: int = Field(default=0, ge=0)
+    #: How often the retention purge runs.
+    RECORD_PURGE_INTERVAL_SECONDS: float = Field(default=3600.0, gt=0)
+
     @model_validator(mode="after")
     def _presence_outlives_a_tick(self) -> Settings:
         # Entries refreshed every tick must live longer than a tick, or every agent would

@@ -97,12 +97,17 @@ def build_container(settings: Settings | None = None, service: str | None = None
     from infrastructure.auth.limits import StreamSlots
     from infrastructure.auth.rate_limit import MemoryRateLimiter
     from infrastructure.sessions.memory import InMemorySessionStore
+    from infrastructure.sessions.record_log import RecordLog
 
     settings = settings or get_settings()
     slots = StreamSlots.from_settings(settings)
     limiter = MemoryRateLimiter(settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST)
     if not settings.USE_REDIS_SSE:
-        memory_store = InMemorySessionStore(ttl_seconds=settings.SESSION_TTL_SECONDS)
+        # The record stream's twin: the store appends every change, the archiver reads.
+        record_log = RecordLog(settings.RECORD_STREAM_MAXLEN)
+        memory_store = InMemorySessionStore(
+            ttl_seconds=settings.SESSION_TTL_SECONDS, record=record_log
+        )
         container = Container(settings, SseBus(settings), memory_store, slots, limiter)
         if service is not None:
             from infrastructure.desk.memory_desk import InMemoryDesk

@@ -361,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     child_env = {**read_env_file(args.env_file), **os.environ}
     settings = load_settings(args.env_file)
     child_env["REDIS_URL"] = settings.REDIS_URL
+    # The record (issue 21): an SQLite file beside Redis's data unless DATABASE_URL names one.
+    child_env.setdefault(
+        "DATABASE_URL", f"sqlite+aiosqlite:///{(args.run_dir / 'record.sqlite3').resolve()}"
+    )
 
     redis_child: Child | None = None
     services: list[Child] = []

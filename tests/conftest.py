@@ -61,7 +61,13 @@ def redis_url(redis_server_session: RedisServer) -> str:
 def settings_factory(redis_url: str) -> SettingsFactory:
     def build(**overrides: Any) -> Settings:
         # GC_GEN0_THRESHOLD=0: an app started in this process leaves the GC alone.
-        values: dict[str, Any] = {"REDIS_URL": redis_url, "GC_GEN0_THRESHOLD": 0, **overrides}
+        # DATABASE_URL: the record in memory unless the test gives one (issue 21).
+        values: dict[str, Any] = {
+            "REDIS_URL": redis_url,
+            "GC_GEN0_THRESHOLD": 0,
+            "DATABASE_URL": "sqlite+aiosqlite:///:memory:",
+            **overrides,
+        }
         # _env_file=None: a developer's .env (say, the AUTH_SECRET `make run` wrote) never
         # leaks into a test.
         return Settings(_env_file=None, **values)

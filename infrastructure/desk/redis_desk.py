@@ -64,11 +64,14 @@ class RedisDesk:
         self._replica = replica
         self._clock = clock
         self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
+        cap = settings.RECORD_STREAM_MAXLEN
         self._presence = redis.register_script(
-            lua_script(__package__, "presence.lua", with_lib=True)
+            lua_script(__package__, "presence.lua", record_maxlen=cap)
         )
-        self._assign = redis.register_script(lua_script(__package__, "assign.lua", with_lib=True))
-        self._sweep = redis.register_script(lua_script(__package__, "sweep.lua", with_lib=True))
+        self._assign = redis.register_script(
+            lua_script(__package__, "assign.lua", record_maxlen=cap)
+        )
+        self._sweep = redis.register_script(lua_script(__package__, "sweep.lua", record_maxlen=cap))
 
     async def _presence_op(
         self, op: str, kind: PresenceKind, ids: Sequence[str], status: str = ""

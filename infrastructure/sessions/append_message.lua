@@ -7,6 +7,10 @@
 -- ARGV[4] message timestamp (epoch ms)   ARGV[5] max messages   ARGV[6] ttl (s)
 -- ARGV[7] now (epoch ms)
 -- Returns {'ok', id} | {'not_found'} | {'not_holder', holder}
+--
+-- The record (infrastructure/sessions/record_log.py): the LAST key is the record stream and
+-- the LAST two arguments are the session name and the record stream's MAXLEN, whatever
+-- comes before them.
 local sess, msgs = KEYS[1], KEYS[2]
 local sender, sender_id = ARGV[1], ARGV[2]
 local ttl = tonumber(ARGV[6])
@@ -37,4 +41,9 @@ local id = redis.call('XADD', msgs, 'MAXLEN', ARGV[5], '*',
   'sender', sender, 'sender_id', sender_id, 'content', ARGV[3], 'ts', ARGV[4])
 redis.call('EXPIRE', msgs, ttl)
 redis.call('EXPIRE', sess, ttl)
+-- >>> record: atomic with the write above
+redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', ARGV[#ARGV], '*',
+  'kind', 'message', 'session', ARGV[#ARGV - 1], 'ts', ARGV[4],
+  'message_id', id, 'sender', sender, 'sender_id', sender_id, 'content', ARGV[3])
+-- <<< record
 return {'ok', id}

@@ -2,9 +2,11 @@ redis.replicate_commands() -- Redis 6: replicate effects (the default from Redis
 -- Shared by every script that moves a session (prepended to it when it is loaded):
 -- the key layout and the effects of a move, written once. See redis_store.py.
 --
--- P is the key prefix (ARGV of the script that calls init_keys).
+-- P is the key prefix (ARGV of the script that calls init_keys). RECORD_MAXLEN is filled in
+-- when the script is loaded (redis_store.lua_script): the record stream's cap.
 local P
 local K = {}
+local RECORD_MAXLEN = '__RECORD_MAXLEN__'
 
 local function init_keys(prefix)
   P = prefix
@@ -13,6 +15,7 @@ local function init_keys(prefix)
   K.load = P .. 'load'            -- HASH agent id -> chats held
   K.waits = P .. 'waits'          -- LIST recent waits before an agent (ms), newest first
   K.agents = P .. 'agents'        -- SET agents that have been seen (presence, assignment)
+  K.record = P .. 'record'        -- STREAM every change of every session (record_log.py)
 end
 
 local function sess_key(name) return P .. 'sess:{' .. name .. '}' end
@@ -109,6 +112,11 @@ local function apply_move(name, current, holder, requested, agent, reason, now, 
   end
   redis.call('EXPIRE', sess, ttl)
   redis.call('EXPIRE', msgs_key(name), ttl) -- a no-op while the transcript is empty
+  -- The record, atomic with the move. agent_id: the holder after the move, else the agent
+  -- who held it before (so that the record knows whose handling a release ends).
+  redis.call('XADD', K.record, 'MAXLEN', '~', RECORD_MAXLEN, '*',
+    'kind', 'status', 'session', name, 'ts', now, 'status', requested, 'previous', current,
+    'agent_id', (requested == 'agent_active') and agent or holder, 'reason', reason)
 end
 
 -- One checked move; returns the reply of transition.lua.

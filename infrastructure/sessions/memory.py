@@ -25,6 +25,7 @@ from .models import (
     ms_to_datetime,
     now_ms,
 )
+from .record_log import KIND_MESSAGE, KIND_RATING, KIND_SESSION_CREATED, KIND_STATUS, RecordLog
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
 from .transitions import (
     CANCEL_FROM,
@@ -48,9 +49,12 @@ class InMemorySessionStore:
         ttl_seconds: int | None = None,
         max_messages: int = DEFAULT_MAX_MESSAGES,
         clock: Callable[[], int] = now_ms,
+        record: RecordLog | None = None,
     ) -> None:
         """``ttl_seconds`` as ``SESSION_TTL_SECONDS`` (None: never expire); ``clock``
-        gives epoch milliseconds (tests pass a fake one)."""
+        gives epoch milliseconds (tests pass a fake one); ``record``: the record
+        stream's twin, which every change is appended to (as the Lua scripts do)."""
+        self.record = record
         if max_messages < 1:
             raise ValueError("max_messages must be >= 1")
         self._ttl_ms = None if ttl_seconds is None else ttl_seconds * 1000
@@ -129,6 +133,19 @@ class InMemorySessionStore:
                 self._waits.appendleft(now - datetime_to_ms(current.waiting_since))
             self._sessions[name] = updated
             self._touch(name, now)
+            # >>> record (as transition.lua)
+            if self.record is not None:
+                was_held = current.agent_id or ""
+                self.record.append(
+                    KIND_STATUS,
+                    name,
+                    now,
+                    status=str(updated.status),
+                    previous=str(current.status),
+                    agent_id=(updated.agent_id or "") if updated.agent_id else was_held,
+                    reason=reason or "",
+                )
+            # <<< record
         return updated
 
     # --- what the in-memory desk reads and moves (synchronous: atomic) ---------
@@ -191,6 +208,8 @@ class InMemorySessionStore:
         self._sessions[session_name] = session
         self._transcripts[session_name] = deque(maxlen=self._max_messages)
         self._touch(session_name, now)
+        if self.record is not None:  # record (as create.lua)
+            self.record.append(KIND_SESSION_CREATED, session_name, now)
         return session
 
     async def get(self, session_name: str) -> Session:
@@ -222,6 +241,10 @@ class InMemorySessionStore:
             raise AlreadyRated(session_name)
         rated = session.model_copy(update={"rating": score, "rating_comment": comment or None})
         self._sessions[session_name] = rated
+        if self.record is not None:  # record (as rate.lua)
+            self.record.append(
+                KIND_RATING, session_name, now, score=str(score), comment=comment or ""
+            )
         return rated
 
     async def mark_read(self, session_name: str, agent_id: str) -> Session:
@@ -295,6 +318,16 @@ class InMemorySessionStore:
         self._transcripts[name].append(stored)
         self._sessions[name] = _after_message(session, stored, now)
         self._touch(name, now)
+        if self.record is not None:  # record (as append_message.lua)
+            self.record.append(
+                KIND_MESSAGE,
+                name,
+                datetime_to_ms(stamp),
+                message_id=stored.id,
+                sender=str(stored.sender),
+                sender_id=stored.sender_id or "",
+                content=stored.content,
+            )
         return stored
 
     async def messages(
@@ -307,6 +340,12 @@ class InMemorySessionStore:
 
     async def ping(self) -> bool:
         return True
+
+    def forget(self, session_name: str) -> bool:
+        """Erase a session and its transcript now (a customer's data deleted)."""
+        found = session_name in self._sessions
+        self._drop(session_name)
+        return found
 
 
 def _after_message(session: Session, message: ChatMessage, now: int) -> Session:

@@ -9,6 +9,10 @@ Key layout (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "store:"``, ``sse:store:`` by d
                                 capped at ``max_messages`` (XADD MAXLEN); the stream id
                                 is the message id
     P queue:waiting     ZSET    member = session name, score = waiting_since (ms)
+    P record            STREAM  every change of every session, for the archiver
+                                (``record_log.py``); each script appends to it as
+                                its last key, with the session name and MAXLEN as
+                                its last two arguments
 
 The ``{<name>}`` hash tag puts one session's keys on one Redis Cluster slot. The
 queue is one global key; because every transition script writes the session and
@@ -52,6 +56,7 @@ from .models import (
     ms_to_datetime,
     now_ms,
 )
+from .record_log import record_key
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
 from .transitions import (
     CANCEL_FROM,
@@ -81,18 +86,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def lua_script(package: str, name: str, *, with_lib: bool = False) -> str:
-    """A script shipped beside a module; ``with_lib``: after ``lib.lua`` (the key layout
-    and the effects of a move, shared by every script that moves sessions)."""
+def lua_script(package: str, name: str, *, record_maxlen: int) -> str:
+    """A script that moves sessions, shipped beside a module, after ``lib.lua`` (the key
+    layout and the effects of a move, shared by every such script); ``record_maxlen``: the
+    cap of the record stream every move is appended to."""
     text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
-    if not with_lib:
-        return text
     lib = resources.files(__package__).joinpath("lib.lua").read_text(encoding="utf-8")
-    return lib + "\n" + text
+    return lib.replace("__RECORD_MAXLEN__", str(int(record_maxlen))) + "\n" + text
 
 
-def _script(name: str, *, with_lib: bool = False) -> str:
-    return lua_script(__package__, name, with_lib=with_lib)
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 class SessionKeys:
@@ -101,6 +105,8 @@ class SessionKeys:
         self.queue = f"{prefix}queue:waiting"
         #: session name -> the agent holding it (global, like the queue).
         self.held = f"{prefix}held"
+        #: The record stream (one for every session; see record_log.py).
+        self.record = f"{prefix}record"
         #: agent id -> how many chats it holds.
         self.load = f"{prefix}load"
         #: The latest waits before an agent (ms), newest first: the queue's estimate.
@@ -185,11 +191,19 @@ class RedisSessionStore:
         self._max_messages = max_messages
         self._clock = clock
         self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
+        assert self.keys.record == record_key(settings.REDIS_SSE_CHANNEL_PREFIX)
+        self._record_maxlen = settings.RECORD_STREAM_MAXLEN
         self._create = redis.register_script(_script("create.lua"))
-        self._transition = redis.register_script(_script("transition.lua", with_lib=True))
+        self._transition = redis.register_script(
+            lua_script(__package__, "transition.lua", record_maxlen=settings.RECORD_STREAM_MAXLEN)
+        )
         self._append = redis.register_script(_script("append_message.lua"))
         self._rate = redis.register_script(_script("rate.lua"))
         self._read_up = redis.register_script(_MARK_READ)
+
+    def _record_args(self, name: str) -> tuple[str, int]:
+        """The last two arguments of every script: for its record entry."""
+        return name, self._record_maxlen
 
     async def _move(
         self,
@@ -203,7 +217,7 @@ class RedisSessionStore:
     ) -> Session:
         check_request(requested, agent_id)
         reply = await self._transition(
-            keys=[self.keys.session(name), self.keys.queue],
+            keys=[self.keys.session(name), self.keys.queue, self.keys.record],
             args=[
                 self.keys.prefix,
                 name,
@@ -227,7 +241,8 @@ class RedisSessionStore:
         check_name(session_name)
         now = self._clock()
         created = await self._create(
-            keys=[self.keys.session(session_name)], args=[now, self._ttl, display_name or ""]
+            keys=[self.keys.session(session_name), self.keys.record],
+            args=[now, self._ttl, display_name or "", *self._record_args(session_name)],
         )
         if not int(created):
             raise SessionExists(session_name)
@@ -271,7 +286,8 @@ class RedisSessionStore:
 
     async def rate(self, session_name: str, score: int, comment: str | None = None) -> Session:
         reply = await self._rate(
-            keys=[self.keys.session(session_name)], args=[score, comment or "", self._clock()]
+            keys=[self.keys.session(session_name), self.keys.record],
+            args=[score, comment or "", self._clock(), *self._record_args(session_name)],
         )
         code = _text(reply[0])
         if code == "not_found":
@@ -363,7 +379,7 @@ class RedisSessionStore:
     async def append_message(self, message: ChatMessage) -> ChatMessage:
         name = message.session_name
         reply = await self._append(
-            keys=[self.keys.session(name), self.keys.transcript(name)],
+            keys=[self.keys.session(name), self.keys.transcript(name), self.keys.record],
             args=[
                 str(message.sender),
                 message.sender_id or "",
@@ -372,6 +388,7 @@ class RedisSessionStore:
                 self._max_messages,
                 self._ttl,
                 self._clock(),
+                *self._record_args(name),
             ],
         )
         code = _text(reply[0])

@@ -30,9 +30,13 @@ from infrastructure.bus.api import SseBus
 from infrastructure.config import Settings, get_settings
 from infrastructure.container import build_container
 from infrastructure.metrics import build_registry
+from infrastructure.record.metrics import RecordCollector
+from infrastructure.record.service import archiver_sources, open_record
+from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.web.body_limit import BodyLimitMiddleware
 from infrastructure.web.errors import install_error_handlers
 from infrastructure.web.fast_path import FastRoute, ServiceApp
+from infrastructure.web.record_routes import router as record_router
 from infrastructure.web.shared_routes import fast_routes as shared_fast_routes
 from infrastructure.web.shared_routes import router as shared_router
 
@@ -55,7 +59,10 @@ def create_service_app(
     static_dir: Path | None = None,
     extra_lifespan: ServiceLifespan | None = None,
     fast_routes: Sequence[FastRoute] = (),
+    archiver: bool = False,
 ) -> ServiceApp:
+    """``archiver``: this service runs the record's archiver (``RECORD_ARCHIVER=embedded``);
+    in memory mode every service archives its own sessions."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -74,6 +81,15 @@ def create_service_app(
         await init_redis_sse(container=container)
         for key, value in container.state().items():
             setattr(app.state, key, value)
+        # The record (SQL): migrations on start; the archiver where this process runs one.
+        store = container.store
+        log = store.record if isinstance(store, InMemorySessionStore) else None
+        redis_mode = container.bus.manager is not None
+        archives = archiver or not redis_mode
+        source, thread_source = (
+            archiver_sources(settings, redis_mode, log) if archives else (None, None)
+        )
+        app.state.record = await open_record(settings, source, thread_source)
         restore = _end_streams_on_signal(container.bus)
         _tune_gc(settings)
         try:
@@ -84,6 +100,7 @@ def create_service_app(
                     yield
         finally:
             restore()
+            await app.state.record.stop()
             await shutdown_redis_sse(container)
 
     app = ServiceApp(title=title, description=description, version="0.1.0", lifespan=lifespan)
@@ -91,8 +108,10 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.metrics = build_registry(lambda: app.state.bus, service, app.fast_outcomes)
+    app.state.metrics.register(RecordCollector(lambda: getattr(app.state, "record", None), service))
     install_error_handlers(app)
     app.include_router(shared_router)
+    app.include_router(record_router)
     for router in routers:
         app.include_router(router)
     if static_dir is not None:

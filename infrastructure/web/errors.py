@@ -7,9 +7,13 @@ import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from infrastructure.bus.cursor import InvalidCursor
 from infrastructure.events import InvalidPayload, InvalidTarget
+from infrastructure.record.queries import InvalidRecordCursor
+from infrastructure.record.service import RecordUnavailable
 from infrastructure.sessions import (
     NotHolder,
     SessionConflict,
@@ -67,3 +71,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidCursor, bad_cursor)
     app.add_exception_handler(RedisError, storage_down)
     app.add_exception_handler(ConnectionError, storage_down)
+    # The record's database (SQL): down, unreachable, or not migrated yet.
+    app.add_exception_handler(InvalidRecordCursor, bad_cursor)
+    # asyncpg's refused connection comes through unwrapped: an OSError (a TimeoutError too).
+    for error in (RecordUnavailable, OperationalError, InterfaceError, PoolTimeout, OSError):
+        app.add_exception_handler(error, storage_down)

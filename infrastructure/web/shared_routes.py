@@ -86,6 +86,10 @@ async def readyz(request: Request, bus: Bus, store: SessionStore) -> JSONRespons
         reasons.append("session store does not answer")
     if settings.uses_development_secret:
         warnings.append("AUTH_SECRET is the built-in development secret: set your own")
+    # The record (SQL) is not the live path: its troubles are warnings, never "not ready".
+    record = getattr(request.app.state, "record", None)
+    if record is not None:
+        warnings.extend(record.warnings())
     if not bus.accepting:
         reasons.append("shutting down")
     body = Readiness(

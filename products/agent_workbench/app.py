@@ -18,4 +18,5 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,
+        archiver=True,
     )

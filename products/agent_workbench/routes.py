@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -22,15 +23,18 @@ from infrastructure.auth.dependencies import (
 from infrastructure.auth.limits import StreamSlotsDep
 from infrastructure.auth.rate_limit import RateLimitedPrincipal
 from infrastructure.auth.tokens import Role
+from infrastructure.events import NAME_PATTERN
 from infrastructure.sessions import SessionStatus
 from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.fast_path import FastRequest, FastRoute
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
+from infrastructure.web.record_models import ConversationPage, ReportSummary
+from infrastructure.web.record_routes import RecordDep
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
-from products.agent_workbench.handlers import agents, sessions
+from products.agent_workbench.handlers import agents, record, sessions
 from products.agent_workbench.handlers import desk as desk_handlers
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
@@ -50,6 +54,65 @@ router = APIRouter()
 @router.get("/", include_in_schema=False)
 async def index() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html")
+
+
+@router.get("/history", include_in_schema=False)
+async def history_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "history.html")
+
+
+@router.get("/reports", include_in_schema=False)
+async def reports_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "reports.html")
+
+
+@router.get("/api/conversations", response_model=ConversationPage, tags=["record"])
+async def conversations(
+    _: CurrentAgent,
+    record_: RecordDep,
+    q: Annotated[
+        str | None, Query(max_length=200, description="words the messages contain")
+    ] = None,
+    agent_id: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    status: Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$")] = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ConversationPage:
+    """Recorded conversations, newest activity first, ``limit`` a page; ``q`` finds
+    messages holding every word (substrings: Chinese too); ``agent_id``: conversations
+    that agent held; ``from``/``to``: active within the period."""
+    return await record.conversations(
+        record_,
+        q=q,
+        agent_id=agent_id,
+        status=status,
+        start=start,
+        end=end,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/api/reports/summary",
+    response_model=ReportSummary,
+    response_model_by_alias=True,
+    tags=["record"],
+)
+async def report_summary(
+    _: CurrentAgent,
+    record_: RecordDep,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> ReportSummary:
+    """Conversations, escalations, abandoned, wait before an agent (median, p90), handle
+    time, ratings: in total, per agent and per day (default: the last 7 days)."""
+    try:
+        return await record.summary(record_, start, end)
+    except record.PeriodTooLong as exc:
+        raise unprocessable(str(exc), "query", "from") from None
 
 
 @router.post("/api/agents/login", response_model=AgentToken, tags=["agents"])

@@ -8,11 +8,19 @@ from infrastructure.config import Settings
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 OTHER_SECRET = "another-secret-0123456789-0123456789-xyz"
+#: The record's SQLite database in memory (one connection): for tests that write no file.
+MEMORY_DATABASE_URL = "sqlite+aiosqlite:///:memory:"
 
 
 def make_settings(**overrides: Any) -> Settings:
     # _env_file=None: a developer's .env (make run writes one) must not leak into unit tests.
     # GC_GEN0_THRESHOLD=0: an app started in the test process must not freeze the
     # objects of the tests around it out of garbage collection.
-    values: dict[str, Any] = {"AUTH_SECRET": SECRET, "GC_GEN0_THRESHOLD": 0, **overrides}
+    # DATABASE_URL: the record in memory, no file (issue 21).
+    values: dict[str, Any] = {
+        "AUTH_SECRET": SECRET,
+        "GC_GEN0_THRESHOLD": 0,
+        "DATABASE_URL": MEMORY_DATABASE_URL,
+        **overrides,
+    }
     return Settings(_env_file=None, **values)

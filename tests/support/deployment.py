@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
@@ -21,6 +24,8 @@ class Deployment:
     chatbots: list[ServiceProcess]
     workbenches: list[ServiceProcess]
     settings: Settings
+    #: What the services were started with beyond the caller's ``env`` (DATABASE_URL, ...).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def chatbot(self) -> str:
@@ -48,7 +53,10 @@ def start_deployment(
     redis = redis or RedisServer()
     redis.start()
     secret = secrets.token_urlsafe(48)
+    # The record (issue 21): one SQLite file both services share, removed with the deployment.
+    record_dir = Path(tempfile.mkdtemp(prefix="record-"))
     base_env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{record_dir / 'record.sqlite3'}",
         "REDIS_URL": redis.url,
         "AUTH_SECRET": secret,
         "SSE_HEARTBEAT_SECONDS": "1",
@@ -71,10 +79,14 @@ def start_deployment(
             process.stop()
         redis.stop()
         raise
-    return Deployment(redis, chatbots, workbenches, settings)
+    return Deployment(redis, chatbots, workbenches, settings, base_env)
 
 
 def stop_deployment(deployment: Deployment) -> None:
     for process in [*deployment.chatbots, *deployment.workbenches]:
         process.stop()
     deployment.redis.stop()
+    url = deployment.env.get("DATABASE_URL", "")
+    folder = Path(url.removeprefix("sqlite+aiosqlite:///")).parent
+    if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("record-"):
+        shutil.rmtree(folder, ignore_errors=True)  # the one start_deployment made

@@ -204,6 +204,11 @@ class ServiceProcess:
         # must not leave a folder in /tmp per service it started.
         weakref.finalize(self, shutil.rmtree, self._log_dir, ignore_errors=True)
         self._log_file: IO[bytes] | None = None
+        # The record (issue 21): a SQLite file of this process's own unless the test shares
+        # one (a deployment does), never the repository's .run/.
+        self.env.setdefault(
+            "DATABASE_URL", f"sqlite+aiosqlite:///{self._log_dir / 'record.sqlite3'}"
+        )
 
     @property
     def url(self) -> str:

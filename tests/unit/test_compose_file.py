@@ -65,8 +65,23 @@ def test_auth_secret_is_required(empty_env_file: Path) -> None:
     assert "AUTH_SECRET" in result.stderr
 
 
-def test_three_services(config: dict[str, Any]) -> None:
-    assert set(config["services"]) == {"redis", "ai_chatbot", "agent_workbench"}
+def test_four_services(config: dict[str, Any]) -> None:
+    assert set(config["services"]) == {"redis", "postgres", "ai_chatbot", "agent_workbench"}
+
+
+def test_postgres_keeps_the_record_and_both_services_use_it(config: dict[str, Any]) -> None:
+    postgres = config["services"]["postgres"]
+    assert postgres["image"].startswith("postgres:")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any("/var/lib/postgresql/data" in str(v) for v in postgres["volumes"])
+    assert "postgres-data" in config["volumes"]
+    assert not postgres.get("ports"), "the database is not published on the host"
+    for name in ("ai_chatbot", "agent_workbench"):
+        service = config["services"][name]
+        url = service["environment"]["DATABASE_URL"]
+        assert url.startswith("postgresql+asyncpg://cs:")
+        assert url.endswith("@postgres:5432/cs_record")
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 def _published(service: dict[str, Any]) -> set[tuple[int, int]]:

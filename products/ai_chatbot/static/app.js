@@ -280,6 +280,7 @@ function refresh() {
         renderStatus();
         showError("");
       } catch (error) {
+        if (error.status === 404 && (await showEarlier())) return;
         if (error.status === 401 || error.status === 403 || error.status === 404) {
           endSession("Your previous chat is no longer available. Please start a new one.");
         } else {
@@ -300,6 +301,7 @@ function showError(text) {
 }
 
 function openChatView() {
+  $("composer").hidden = false; // hidden while an earlier, ended chat is shown
   $("start").hidden = true;
   $("chat").hidden = false;
   $("new-chat").hidden = false;
@@ -324,6 +326,25 @@ async function resume(saved) {
   openChatView();
   await refresh();
   if (state.name) follow();
+}
+
+/** The live session is gone (Redis forgot it): show the earlier chat from the record,
+ * read-only, with "New chat" to start again. False when the record has nothing either. */
+async function showEarlier() {
+  let past;
+  try {
+    past = await api(`/api/conversations/${encodeURIComponent(state.name)}`);
+  } catch {
+    return false;
+  }
+  if (state.stream) state.stream.stop();
+  state.stream = null;
+  for (const m of past.messages) addMessage(m);
+  $("status-text").textContent = "This chat has ended. Here is your earlier conversation.";
+  $("composer").hidden = true;
+  setConnection("idle");
+  state.name = null; // nothing to follow
+  return true;
 }
 
 function endSession(message) {

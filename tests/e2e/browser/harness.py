@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -90,6 +91,9 @@ def start_stack(redis_server: RedisServer) -> Iterator[Stack]:
         # The page tests pick chats from the queue by hand.
         "ASSIGNMENT_MODE": "manual",
     }
+    # The record (issue 21): one SQLite file both services share.
+    record_dir = Path(tempfile.mkdtemp(prefix="record-"))
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{record_dir / 'record.sqlite3'}"
     chatbot = ServiceProcess(CHATBOT_APP, env=env)
     workbench = ServiceProcess(WORKBENCH_APP, env=env)
     deployed = Stack(env, chatbot, workbench, started=[chatbot, workbench])
@@ -100,6 +104,7 @@ def start_stack(redis_server: RedisServer) -> Iterator[Stack]:
     finally:
         for process in deployed.started:
             process.stop()
+        shutil.rmtree(record_dir, ignore_errors=True)
 
 
 @dataclass

@@ -45,7 +45,12 @@ async def test_key_layout(store: RedisSessionStore, redis_client: aioredis.Redis
     )
 
     keys = sorted(await redis_client.keys("*"))
-    assert keys == [b"sse:store:msgs:{s1}", b"sse:store:queue:waiting", b"sse:store:sess:{s1}"]
+    assert keys == [
+        b"sse:store:msgs:{s1}",
+        b"sse:store:queue:waiting",
+        b"sse:store:record",  # the record stream (issue 21)
+        b"sse:store:sess:{s1}",
+    ]
     assert await redis_client.type("sse:store:sess:{s1}") == b"hash"
     assert await redis_client.type("sse:store:msgs:{s1}") == b"stream"
     assert await redis_client.hgetall("sse:store:sess:{s1}") == {
@@ -68,7 +73,7 @@ async def test_prefix_comes_from_settings(redis_client: aioredis.Redis, redis_ur
     settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_SSE_CHANNEL_PREFIX="cs:")
     store = RedisSessionStore(redis_client, settings)
     await store.create("s1")
-    assert await redis_client.keys("*") == [b"cs:store:sess:{s1}"]
+    assert sorted(await redis_client.keys("*")) == [b"cs:store:record", b"cs:store:sess:{s1}"]
 
 
 def test_one_session_hashes_to_one_cluster_slot(store: RedisSessionStore) -> None:

@@ -1,0 +1,128 @@
+"""The record stream: every change of every session, in the order Redis accepted it.
+
+Each session script (``*.lua`` beside this module) that changes a session also appends
+one entry to ``{REDIS_SSE_CHANNEL_PREFIX}store:record`` in the same script, so nothing
+accepted is missing from it; the archiver (``infrastructure/record/archiver.py``) copies
+it into SQL through a consumer group. One stream for all sessions: a consumer group per
+transcript stream would not scale to many sessions.
+
+Entry fields: ``kind``, ``session``, ``ts`` (epoch ms), and per kind:
+
+* ``session_created``: nothing more;
+* ``status``: ``status``, ``previous``, ``agent_id`` (the holder after the move when it
+  is ``agent_active``, else the agent who held it before: ``''`` for none), ``reason``;
+* ``message``: ``message_id`` (the transcript stream id), ``sender``, ``sender_id``,
+  ``content``;
+* ``rating``: ``score``, ``comment`` (written by the rating script when it exists).
+
+In memory mode :class:`RecordLog` is the stream's twin: the in-memory session store
+appends to it and the archiver reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+RECORD_KEY_SUFFIX: Final = "record"
+
+KIND_SESSION_CREATED: Final = "session_created"
+KIND_STATUS: Final = "status"
+KIND_MESSAGE: Final = "message"
+KIND_RATING: Final = "rating"
+KINDS: Final = frozenset({KIND_SESSION_CREATED, KIND_STATUS, KIND_MESSAGE, KIND_RATING})
+
+
+def record_key(channel_prefix: str) -> str:
+    """``sse:store:record`` by default (beside the session store's keys)."""
+    return f"{channel_prefix}store:{RECORD_KEY_SUFFIX}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEntry:
+    #: The record stream id (``<ms>-<seq>``): the archiver's idempotency key.
+    id: str
+    kind: str
+    session: str
+    ts: int
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> str:
+        return self.fields.get(name, "")
+
+    @classmethod
+    def from_stream(cls, entry_id: str, raw: Mapping[str, str]) -> RecordEntry:
+        """An entry as Redis returns it (decoded). Raises ``ValueError`` for one the
+        archiver cannot use (it is acknowledged and logged, never retried forever)."""
+        kind, session, ts = raw.get("kind", ""), raw.get("session", ""), raw.get("ts", "")
+        if not kind or not session or not ts.lstrip("-").isdigit():
+            raise ValueError(f"record entry {entry_id} lacks kind/session/ts: {dict(raw)!r}")
+        rest = {k: v for k, v in raw.items() if k not in ("kind", "session", "ts")}
+        return cls(entry_id, kind, session, int(ts), rest)
+
+
+class RecordLog:
+    """The in-memory twin of the record stream (one process, memory mode).
+
+    Entries wait until :meth:`ack`; :meth:`read` hands out what is not yet
+    acknowledged, from the oldest, so an archiver that fails to commit reads the same
+    entries again (the consumer group's pending list, in one process).
+    """
+
+    def __init__(self, maxlen: int = 1_000_000) -> None:
+        self._entries: dict[str, RecordEntry] = {}
+        self._maxlen = maxlen
+        self._last: tuple[int, int] = (0, -1)
+        self._changed = asyncio.Event()
+        #: Entries dropped unarchived because the log was full.
+        self.dropped = 0
+
+    def append(self, kind: str, session: str, ts: int, **fields: str) -> RecordEntry:
+        last_ms, last_seq = self._last
+        ms, seq = (ts, 0) if ts > last_ms else (last_ms, last_seq + 1)
+        self._last = (ms, seq)
+        entry = RecordEntry(f"{ms}-{seq}", kind, session, ts, fields)
+        self._entries[entry.id] = entry
+        while len(self._entries) > self._maxlen:
+            del self._entries[next(iter(self._entries))]
+            self.dropped += 1
+        self._changed.set()
+        return entry
+
+    def read(self, count: int) -> list[RecordEntry]:
+        out: list[RecordEntry] = []
+        for entry in self._entries.values():
+            if len(out) >= count:
+                break
+            out.append(entry)
+        return out
+
+    def ack(self, ids: list[str]) -> None:
+        for entry_id in ids:
+            self._entries.pop(entry_id, None)
+
+    def forget(self, session: str) -> int:
+        """Drop the unarchived entries of one session (a customer's data erased)."""
+        doomed = [i for i, e in self._entries.items() if e.session == session]
+        self.ack(doomed)
+        return len(doomed)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def oldest_ts(self) -> int | None:
+        for entry in self._entries.values():
+            return entry.ts
+        return None
+
+    async def wait(self, seconds: float) -> None:
+        """Until something is appended, or ``seconds``."""
+        if self._entries:
+            return
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), seconds)
+        except TimeoutError:
+            return
