@@ -1,0 +1,45 @@
+"""Every move the desk makes is in the record stream, as every other move is: the one
+place that writes a move (``sessions/lib.lua``) appends its entry."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from infrastructure.config import Settings
+from infrastructure.desk.redis_desk import RedisDesk
+from infrastructure.sessions.redis_store import RedisSessionStore
+from tests.integration.sessions.fakes import FakeClock
+
+from .conftest import DESK_SETTINGS
+
+
+async def test_assignment_and_return_are_recorded(redis_url: str) -> None:
+    clock = FakeClock()
+    settings = Settings(_env_file=None, REDIS_URL=redis_url, **DESK_SETTINGS)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        store = RedisSessionStore(client, settings, clock=clock)
+        desk = RedisDesk(client, settings, "r1", clock=clock)
+        await store.create("s1")
+        await store.escalate("s1")
+        await desk.enter("agent", ["a1"])
+        assert [a.agent_id for a in await desk.assign()] == ["a1"]
+        await desk.leave("agent", ["a1"])
+        await desk.sweep()
+        clock.now += 61_000  # past AGENT_OFFLINE_GRACE_SECONDS
+        assert [r.session_name for r in (await desk.sweep()).returned] == ["s1"]
+
+        entries: list[tuple[str, dict[str, str]]] = await client.xrange(store.keys.record)
+        moves = [
+            (f["kind"], f.get("previous"), f.get("status"), f.get("agent_id"))
+            for _, f in entries
+            if f["session"] == "s1"
+        ]
+        assert moves == [
+            ("session_created", None, None, None),
+            ("status", "ai", "waiting_agent", ""),
+            ("status", "waiting_agent", "agent_active", "a1"),  # the assignment
+            ("status", "agent_active", "waiting_agent", "a1"),  # a1 gone: back in the queue
+        ]
+    finally:
+        await client.aclose()
