@@ -29,11 +29,12 @@ async def test_assignment_and_return_are_recorded(redis_url: str) -> None:
         clock.now += 61_000  # past AGENT_OFFLINE_GRACE_SECONDS
         assert [r.session_name for r in (await desk.sweep()).returned] == ["s1"]
 
-        entries: list[tuple[str, dict[str, str]]] = await client.xrange(store.keys.record)
+        entries = await client.xrange(store.keys.record)
+        assert entries is not None
         moves = [
             (f["kind"], f.get("previous"), f.get("status"), f.get("agent_id"))
             for _, f in entries
-            if f["session"] == "s1"
+            if f is not None and f["session"] == "s1"
         ]
         assert moves == [
             ("session_created", None, None, None),
