@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from infrastructure.sessions.models import Session
+
 from .models import (
     AgentPresence,
     AgentStatus,
@@ -33,6 +35,14 @@ class Desk(Protocol):
 
     async def agents(self, agent_ids: Sequence[str] = ()) -> list[AgentPresence]:
         """Every agent seen (and each of ``agent_ids``), by id."""
+        ...
+
+    async def transfer(
+        self, session_name: str, from_agent: str, to_agent: str, note: str = ""
+    ) -> Session:
+        """The holder hands a chat to another agent, atomically: ``NotHolder`` unless
+        ``from_agent`` holds it, ``AgentUnavailable`` unless ``to_agent`` is online,
+        ``AgentAtCapacity`` when it is full."""
         ...
 
     async def assign(self) -> list[Assignment]:

@@ -8,7 +8,16 @@ from collections.abc import Callable, Sequence
 
 from infrastructure.config import Settings
 from infrastructure.sessions.memory import InMemorySessionStore
-from infrastructure.sessions.models import SessionStatus, datetime_to_ms, now_ms
+from infrastructure.sessions.models import (
+    AgentAtCapacity,
+    AgentUnavailable,
+    NotHolder,
+    Session,
+    SessionNotFound,
+    SessionStatus,
+    datetime_to_ms,
+    now_ms,
+)
 
 from .models import (
     AgentPresence,
@@ -104,7 +113,25 @@ class InMemoryDesk:
             for a in sorted(self._known() | set(agent_ids))
         ]
 
-    # --- assignment -------------------------------------------------------------
+    # --- transfer and assignment -----------------------------------------------
+
+    async def transfer(
+        self, session_name: str, from_agent: str, to_agent: str, note: str = ""
+    ) -> Session:
+        now = self._clock()
+        session = self._store.peek(session_name)
+        if session is None:
+            raise SessionNotFound(session_name)
+        if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != from_agent:
+            raise NotHolder(session_name, from_agent, session.agent_id)
+        seen = self._presence(to_agent, now)
+        if seen is not AgentStatus.ONLINE:
+            raise AgentUnavailable(to_agent, str(seen))
+        chats = len(self._load().get(to_agent, []))
+        if chats >= self._settings.AGENT_MAX_CHATS:
+            raise AgentAtCapacity(to_agent, chats)
+        self._last_assigned[to_agent] = now
+        return self._store.reassign_now(session_name, from_agent, to_agent, note)
 
     async def assign(self) -> list[Assignment]:
         now = self._clock()

@@ -21,10 +21,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from infrastructure.config import Settings
-from infrastructure.sessions.models import now_ms
-from infrastructure.sessions.redis_store import SessionKeys, lua_script
+from infrastructure.sessions.models import (
+    AgentAtCapacity,
+    AgentUnavailable,
+    NotHolder,
+    Session,
+    SessionNotFound,
+    now_ms,
+)
+from infrastructure.sessions.redis_store import SessionKeys, lua_script, pairs, session_from_hash
 
 from .models import (
     AgentPresence,
@@ -65,13 +73,14 @@ class RedisDesk:
         self._clock = clock
         self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
         cap = settings.RECORD_STREAM_MAXLEN
-        self._presence = redis.register_script(
-            lua_script(__package__, "presence.lua", record_maxlen=cap)
-        )
-        self._assign = redis.register_script(
-            lua_script(__package__, "assign.lua", record_maxlen=cap)
-        )
-        self._sweep = redis.register_script(lua_script(__package__, "sweep.lua", record_maxlen=cap))
+
+        def script(name: str) -> AsyncScript:
+            return redis.register_script(lua_script(__package__, name, record_maxlen=cap))
+
+        self._presence = script("presence.lua")
+        self._assign = script("assign.lua")
+        self._sweep = script("sweep.lua")
+        self._transfer = script("transfer.lua")
 
     async def _presence_op(
         self, op: str, kind: PresenceKind, ids: Sequence[str], status: str = ""
@@ -107,6 +116,33 @@ class RedisDesk:
             for i in range(0, len(flat), 3)
         ]
         return sorted(found, key=lambda a: a.agent_id)
+
+    async def transfer(
+        self, session_name: str, from_agent: str, to_agent: str, note: str = ""
+    ) -> Session:
+        reply = await self._transfer(
+            keys=[self.keys.session(session_name)],
+            args=[
+                self.keys.prefix,
+                session_name,
+                from_agent,
+                to_agent,
+                self._clock(),
+                self._settings.AGENT_MAX_CHATS,
+                self._settings.SESSION_TTL_SECONDS,
+                note,
+            ],
+        )
+        code = _text(reply[0])
+        if code == "not_found":
+            raise SessionNotFound(session_name)
+        if code == "not_holder":
+            raise NotHolder(session_name, from_agent, _text(reply[1]) or None)
+        if code == "unavailable":
+            raise AgentUnavailable(to_agent, _text(reply[1]))
+        if code == "full":
+            raise AgentAtCapacity(to_agent, int(reply[1]))
+        return session_from_hash(session_name, pairs(reply[1:]))
 
     async def assign(self) -> list[Assignment]:
         flat = await self._assign(

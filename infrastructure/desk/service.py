@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.config import Settings
 from infrastructure.events import Target
-from infrastructure.sessions import ChatMessage, SenderRole, SessionStatus, SessionStore
+from infrastructure.sessions import ChatMessage, SenderRole, Session, SessionStatus, SessionStore
 from infrastructure.sessions.notify import (
     publish_message,
     publish_queue_moved,
@@ -83,6 +83,35 @@ class DeskService:
             )
         if self.auto and any(c.status is AgentStatus.ONLINE for c in changes):
             await self.queue_changed()
+
+    async def transfer(
+        self, session_name: str, from_agent: str, to_agent: str, note: str = ""
+    ) -> Session:
+        """The holder hands the chat to a colleague who is online and has room: the customer
+        sees who joined, the colleague gets it (with the note), the holder's page drops it."""
+        session: Session = await self.desk.transfer(session_name, from_agent, to_agent, note)
+        await publish_status(
+            self.bus,
+            self.store,
+            session,
+            self.source,
+            previous=SessionStatus.AGENT_ACTIVE,
+            previous_agent=from_agent,
+        )
+        await self.bus.publish(
+            Target.agent(to_agent),
+            "assigned",
+            {**session_payload(session), "transferred_from": from_agent, "note": note or None},
+            self.source,
+        )
+        return session
+
+    async def to_queue(self, session_name: str, agent_id: str) -> Session:
+        """The holder hands one chat back to the queue's front (another agent takes it)."""
+        await self.store.requeue(session_name, agent_id)
+        await self._tell_returned([Assignment(session_name, agent_id)], "Your agent handed you on.")
+        await self.queue_changed()
+        return await self.store.get(session_name)
 
     async def hand_back(self, agent_id: str) -> list[str]:
         """An agent leaving hands its chats back: each to the front of the queue."""

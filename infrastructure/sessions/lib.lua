@@ -119,6 +119,23 @@ local function apply_move(name, current, holder, requested, agent, reason, now, 
     'agent_id', (requested == 'agent_active') and agent or holder, 'reason', reason)
 end
 
+-- A held chat to another agent (a transfer): the state stays agent_active, the holder,
+-- the indexes and the loads change, and the record says who holds it now and why.
+local function reassign(name, from, to, now, ttl, note)
+  local sess = sess_key(name)
+  redis.call('HSET', sess, 'agent_id', to, 'updated_at', now, 'last_activity_at', now)
+  redis.call('HSET', K.held, name, to)
+  if redis.call('HINCRBY', K.load, from, -1) <= 0 then
+    redis.call('HDEL', K.load, from)
+  end
+  redis.call('HINCRBY', K.load, to, 1)
+  redis.call('HSET', agent_key(to), 'last_assigned_at', now)
+  redis.call('EXPIRE', sess, ttl)
+  redis.call('XADD', K.record, 'MAXLEN', '~', RECORD_MAXLEN, '*',
+    'kind', 'status', 'session', name, 'ts', now, 'status', 'agent_active',
+    'previous', 'agent_active', 'agent_id', to, 'reason', 'transfer from ' .. from .. ': ' .. note)
+end
+
 -- One checked move; returns the reply of transition.lua.
 local function move(name, requested, agent, reason, now, ttl, only_from, queued_at)
   local sess = sess_key(name)

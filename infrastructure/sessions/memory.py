@@ -161,6 +161,30 @@ class InMemorySessionStore:
         """A move, checked like every other (the desk's assignment and sweep)."""
         return self._move(name, requested, agent_id, front=front)
 
+    def reassign_now(self, name: str, from_agent: str, to_agent: str, note: str) -> Session:
+        """A held chat to another agent (the desk's transfer; its checks are the desk's)."""
+        now = self._clock()
+        session = self._load(name, now)
+        if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != from_agent:
+            raise NotHolder(name, from_agent, session.agent_id)
+        at = ms_to_datetime(now)
+        moved = session.model_copy(
+            update={"agent_id": to_agent, "updated_at": at, "last_activity_at": at}
+        )
+        self._sessions[name] = moved
+        self._touch(name, now)
+        if self.record is not None:  # record (as reassign in lib.lua)
+            self.record.append(
+                KIND_STATUS,
+                name,
+                now,
+                status=str(moved.status),
+                previous=str(session.status),
+                agent_id=to_agent,
+                reason=f"transfer from {from_agent}: {note}",
+            )
+        return moved
+
     def peek(self, name: str) -> Session | None:
         try:
             return self._load(name, self._clock())

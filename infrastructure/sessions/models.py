@@ -190,6 +190,24 @@ class NotClosed(SessionConflict):
         self.status = status
 
 
+class AgentUnavailable(SessionConflict):
+    """A transfer to an agent who is not online (away, or offline)."""
+
+    def __init__(self, agent_id: str, presence: str) -> None:
+        super().__init__(
+            f"agent {agent_id!r} is {presence}: a chat is transferred to an online agent only"
+        )
+        self.agent_id = agent_id
+        self.presence = presence
+
+
+class AgentAtCapacity(SessionConflict):
+    def __init__(self, agent_id: str, chats: int) -> None:
+        super().__init__(f"agent {agent_id!r} already holds {chats} chats (its capacity)")
+        self.agent_id = agent_id
+        self.chats = chats
+
+
 class NotHolder(SessionConflict):
     """An agent releasing, closing or writing to a session it does not hold."""
 

@@ -127,7 +127,7 @@ class SessionKeys:
         return f"{self.prefix}msgs:{{{name}}}"
 
 
-def _session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
+def session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
     def when(field: str) -> Any:
         raw = fields.get(field)
         return None if raw is None else ms_to_datetime(int(raw))
@@ -150,7 +150,7 @@ def _session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
     )
 
 
-def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+def pairs(flat: Sequence[Any]) -> dict[str, str]:
     return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
@@ -233,7 +233,7 @@ class RedisSessionStore:
         code = _text(reply[0])
         if code != _OK:
             _raise_for(code, reply, name, requested, agent_id)
-        return _session_from_hash(name, _pairs(reply[1:]))
+        return session_from_hash(name, pairs(reply[1:]))
 
     async def create(self, session_name: str, display_name: str | None = None) -> Session:
         # The name becomes part of Redis keys (and their hash tag): never let a
@@ -255,10 +255,10 @@ class RedisSessionStore:
         raw = await self._read("HGETALL", self.keys.session(session_name))
         # A map in RESP3 (and from redis-py's client), a flat list of fields and values
         # in RESP2.
-        fields = _decode_hash(raw) if isinstance(raw, Mapping) else _pairs(raw)
+        fields = _decode_hash(raw) if isinstance(raw, Mapping) else pairs(raw)
         if "status" not in fields:
             raise SessionNotFound(session_name)
-        return _session_from_hash(session_name, fields)
+        return session_from_hash(session_name, fields)
 
     async def exists(self, session_name: str) -> bool:
         # The field get() looks for: the same answer, nothing to parse.
@@ -296,7 +296,7 @@ class RedisSessionStore:
             raise NotClosed(session_name, SessionStatus(_text(reply[1])))
         if code == "rated":
             raise AlreadyRated(session_name)
-        return _session_from_hash(session_name, _pairs(reply[1:]))
+        return session_from_hash(session_name, pairs(reply[1:]))
 
     async def mark_read(self, session_name: str, agent_id: str) -> Session:
         reply = await self._read_up(keys=[self.keys.session(session_name)], args=[agent_id])
@@ -305,7 +305,7 @@ class RedisSessionStore:
             raise SessionNotFound(session_name)
         if code == "not_holder":
             raise NotHolder(session_name, agent_id, _text(reply[1]) or None)
-        return _session_from_hash(session_name, _pairs(reply[1:]))
+        return session_from_hash(session_name, pairs(reply[1:]))
 
     async def recent_waits(self) -> list[int]:
         return [int(w) for w in await self._redis.lrange(self.keys.waits, 0, -1)]
@@ -366,7 +366,7 @@ class RedisSessionStore:
         for name, raw in zip(names, hashes, strict=True):
             fields = _decode_hash(raw)
             if fields.get("status") == status:
-                found.append(_session_from_hash(name, fields))
+                found.append(session_from_hash(name, fields))
             elif "status" not in fields:
                 stale.append(name)
         return found, stale

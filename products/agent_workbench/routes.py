@@ -46,6 +46,7 @@ from products.agent_workbench.schemas import (
     AgentStatusUpdate,
     AgentToken,
     LogoutResult,
+    TransferRequest,
 )
 
 router = APIRouter()
@@ -267,6 +268,26 @@ async def close(
     """Close the chat (the agent holding it); the customer is asked for a rating."""
     require_agent_identity(principal, body.agent_id)
     return SessionPublic.of(await sessions.close(desk, session_name, body.agent_id))
+
+
+@router.post(
+    "/api/sessions/{session_name}/transfer",
+    response_model=SessionPublic,
+    tags=["sessions"],
+    responses={409: {"description": "not the holder; the colleague is away, offline or full"}},
+)
+async def transfer(
+    session_name: SessionNamePath, body: TransferRequest, principal: CurrentAgent, desk: Desk
+) -> SessionPublic:
+    """The holder hands the chat to an online colleague with room (with a note for agents
+    only), or back to the front of the queue (``to_agent_id`` left out)."""
+    try:
+        session = await sessions.transfer(
+            desk, session_name, principal.subject, body.to_agent_id, body.note or ""
+        )
+    except ValueError as exc:
+        raise unprocessable(str(exc), "body", "to_agent_id") from None
+    return SessionPublic.of(session, await desk.store.queue_position(session_name))
 
 
 @router.post("/api/sessions/{session_name}/read", response_model=SessionPublic, tags=["sessions"])

@@ -53,3 +53,10 @@ class AgentPublic(BaseModel):
 class LogoutResult(BaseModel):
     #: The sessions handed back to the queue.
     handed_back: list[str]
+
+
+class TransferRequest(_Strict):
+    #: The colleague who takes the chat (online, under capacity); none: back to the queue.
+    to_agent_id: str | None = Field(default=None, pattern=NAME_PATTERN)
+    #: What the colleague should know (shown to agents only).
+    note: str | None = Field(default=None, max_length=1000)

@@ -155,3 +155,48 @@ async def test_held_chats_presence_logout_and_rating(deployment: Deployment) -> 
             "rating"
         ] == 4
         assert stranger_name != name
+
+
+async def test_transfer_refusals_and_back_to_the_queue(deployment: Deployment) -> None:
+    d = deployment
+    fay = d.agent_headers("fay")
+    async with httpx.AsyncClient(timeout=10) as http:
+        name, customer = await _waiting(http, d, "Noor")
+        taken = await http.post(
+            f"{d.workbench}/api/sessions/{name}/takeover", json={"agent_id": "fay"}, headers=fay
+        )
+        assert taken.status_code == 200
+        nobody = await http.post(
+            f"{d.workbench}/api/sessions/{name}/transfer",
+            json={"to_agent_id": "gus", "note": "x"},
+            headers=fay,
+        )
+        assert nobody.status_code == 409
+        assert "'gus' is offline" in nobody.json()["detail"]
+        myself = await http.post(
+            f"{d.workbench}/api/sessions/{name}/transfer", json={"to_agent_id": "fay"}, headers=fay
+        )
+        assert myself.status_code == 422
+        stranger = await http.post(
+            f"{d.workbench}/api/sessions/{name}/transfer",
+            json={"to_agent_id": "fay"},
+            headers=d.agent_headers("gus"),
+        )
+        assert stranger.status_code == 403  # not the holder
+        bad = await http.post(
+            f"{d.workbench}/api/sessions/{name}/transfer",
+            json={"to_agent_id": "no such:agent"},
+            headers=fay,
+        )
+        assert bad.status_code == 422
+        assert (await http.get(f"{d.workbench}/api/sessions/{name}", headers=fay)).json()[
+            "agent_id"
+        ] == "fay"
+        back = await http.post(f"{d.workbench}/api/sessions/{name}/transfer", json={}, headers=fay)
+        assert back.status_code == 200
+        assert (back.json()["status"], back.json()["queue_position"]) == ("waiting_agent", 1)
+        transcript = (
+            await http.get(f"{d.chatbot}/api/sessions/{name}/messages", headers=customer)
+        ).json()
+        assert transcript[-1]["sender"] == "system"
+        assert "You are number 1 in the queue" in transcript[-1]["content"]

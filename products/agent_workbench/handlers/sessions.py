@@ -110,3 +110,14 @@ async def agent_message(
     )
     await publish_message(bus, message, SOURCE, holder=agent_id)
     return message
+
+
+async def transfer(
+    desk: DeskService, session_name: str, agent_id: str, to_agent_id: str | None, note: str
+) -> Session:
+    """To a colleague (atomic: one of two transfers at once wins), or back to the queue."""
+    if to_agent_id is None:
+        return await desk.to_queue(session_name, agent_id)
+    if to_agent_id == agent_id:
+        raise ValueError("a chat is transferred to another agent, not to its holder")
+    return await desk.transfer(session_name, agent_id, to_agent_id, note)

@@ -360,6 +360,43 @@ async function loadTranscript(name) {
   }
 }
 
+/** Transfer: to an online colleague with room (with a note), or back to the queue. */
+async function askTransfer() {
+  const name = state.current;
+  if (!name) return;
+  const label = state.held.get(name)?.label || name;
+  await loadTeam().catch(() => {}); // who is online with room, now
+  const free = [...state.team.values()].filter(
+    (a) => a.agent_id !== state.agentId && a.status === "online" && a.chats < a.capacity,
+  );
+  const select = $("transfer-to");
+  select.replaceChildren(
+    ...free.map((a) => new Option(`${a.agent_id} (${a.chats}/${a.capacity})`, a.agent_id)),
+  );
+  $("transfer-none").hidden = free.length > 0;
+  $("transfer-send").disabled = free.length === 0;
+  $("transfer-note").value = "";
+  const dialog = $("transfer-dialog");
+  dialog.showModal();
+  const choice = await new Promise((resolve) =>
+    dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }),
+  );
+  if (choice !== "agent" && choice !== "queue") return;
+  const body = {};
+  if (choice === "agent") body.to_agent_id = select.value;
+  const note = $("transfer-note").value.trim();
+  if (note) body.note = note;
+  try {
+    await api(`${sessionPath(name)}/transfer`, { method: "POST", body });
+    dropSession(name);
+    queueNotice(
+      choice === "agent" ? `${label}: transferred to ${body.to_agent_id}` : `${label}: back in the queue`,
+    );
+  } catch (error) {
+    $("conv-error").textContent = `Could not transfer: ${error.message}`;
+  }
+}
+
 /** Release (back to the bot) or close (the customer is asked for a rating). */
 async function finish(action) {
   const name = state.current;
@@ -456,16 +493,22 @@ function onEvent(envelope) {
     case "transfer_request":
       if (upsertQueue(p)) alertInBackground(`${customerName(p)} asks for an agent`, "request");
       break;
-    case "assigned":
+    case "assigned": {
+      // (Its status_change may have come first and put it in "My chats" already.)
       removeFromQueue(p.session_name);
       if (!state.held.has(p.session_name)) {
         holdSession(p);
         loadTranscript(p.session_name);
-        queueNotice(`${customerName(p)} was assigned to you`);
-        alertInBackground(`${customerName(p)} was assigned to you`, "assigned");
-        if (!state.current) selectSession(p.session_name);
       }
+      const what = p.transferred_from
+        ? `${customerName(p)} was transferred to you by ${p.transferred_from}` +
+          (p.note ? `: “${p.note}”` : "")
+        : `${customerName(p)} was assigned to you`;
+      queueNotice(what);
+      alertInBackground(what, "assigned");
+      if (!state.current) selectSession(p.session_name);
       break;
+    }
     case "abandoned":
       removeFromQueue(p.session_name);
       queueNotice(`${customerName(p)} left the queue`);
@@ -637,6 +680,7 @@ function init() {
   $("badge").addEventListener("click", markSeen);
   $("release").addEventListener("click", () => finish("release"));
   $("close-chat").addEventListener("click", () => finish("close"));
+  $("transfer").addEventListener("click", askTransfer);
   $("presence").addEventListener("change", (event) => setPresence(event.target.value));
   $("alerts").addEventListener("click", async () => {
     await askForAlerts();

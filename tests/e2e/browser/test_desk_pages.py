@@ -224,3 +224,49 @@ def test_a_text_too_long_is_refused_clearly_and_never_cut(
         expect(agent.locator("#conv-error")).to_contain_text("Too long to send: 5000 characters")
         assert len(reply.input_value()) == 5000
         shots.take("agent-refused")
+
+
+def test_an_agent_transfers_a_chat_to_a_colleague_with_a_note(
+    stack: Stack, request: pytest.FixtureRequest
+) -> None:
+    with open_pages(request.node.name) as pages:
+        customer, agent, shots = pages.customer, pages.agent, pages.shots
+        # bob works in a browser of his own.
+        bob_context = agent.context.browser.new_context(viewport={"width": 1180, "height": 760})
+        bob = bob_context.new_page()
+        try:
+            sign_in_agent(agent, stack.workbench.url)
+            bob.goto(stack.workbench.url + "/")
+            bob.get_by_label("Agent ID").fill(OTHER_AGENT_ID)
+            bob.get_by_label("Password").fill(OTHER_AGENT_PASSWORD)
+            bob.get_by_role("button", name="Sign in").click()
+            expect(bob.locator("#connection")).to_have_text("Live")
+
+            session = start_chat(customer, stack.chatbot.url, display_name="Ravi")
+            _ask_for_a_human(customer)
+            take_over(agent, session)
+            agent.get_by_role("button", name="Transfer").click()
+            dialog = agent.locator("#transfer-dialog")
+            expect(dialog).to_be_visible()
+            expect(dialog.get_by_label("To")).to_have_value(OTHER_AGENT_ID)
+            dialog.get_by_label(re.compile("Note for your colleague")).fill("Wants a refund")
+            agent.screenshot(path=shots.folder / "transfer-dialog.png", full_page=True)
+            dialog.get_by_role("button", name="Transfer", exact=True).click()
+
+            expect(agent.locator("#queue-notice")).to_have_text(
+                f"Ravi: transferred to {OTHER_AGENT_ID}"
+            )
+            expect(agent.locator("#mine-empty")).to_be_visible()
+            expect(bob.locator("#mine")).to_contain_text("Ravi")
+            expect(bob.locator("#queue-notice")).to_have_text(
+                f"Ravi was transferred to you by {AGENT_ID}: “Wants a refund”"
+            )
+            expect(customer.locator("#status-text")).to_contain_text(
+                f"Agent {OTHER_AGENT_ID} joined"
+            )
+            # The note is for agents: nothing of it on the customer's page.
+            expect(customer.locator("body")).not_to_contain_text("refund")
+            bob.screenshot(path=shots.folder / "bob-has-it.png", full_page=True)
+            shots.take("transferred")
+        finally:
+            bob_context.close()

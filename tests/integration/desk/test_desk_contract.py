@@ -5,10 +5,20 @@ queue, idle chats closed)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
+import pytest
+
 from infrastructure.desk.models import AgentStatus, Assignment, PresenceChange
-from infrastructure.sessions.models import ChatMessage, SenderRole, SessionStatus
+from infrastructure.sessions.models import (
+    AgentAtCapacity,
+    AgentUnavailable,
+    ChatMessage,
+    NotHolder,
+    SenderRole,
+    SessionStatus,
+)
 
 from .conftest import DeskWorld
 
@@ -179,3 +189,56 @@ async def test_an_idle_agent_chat_closes_itself(world: DeskWorld) -> None:
     assert swept.idle_closed == [Assignment("quiet", "a1")]
     assert (await world.store.get("quiet")).status is S.CLOSED
     assert (await world.store.get("busy")).status is S.AGENT_ACTIVE
+
+
+# --- transfer -------------------------------------------------------------------
+
+
+async def test_a_transfer_moves_the_chat_and_the_loads(world: DeskWorld) -> None:
+    desk = world.desk
+    await desk.enter("agent", ["a1", "b1"])
+    await waiting(world, "s1")
+    await world.store.takeover("s1", "a1")
+    moved = await desk.transfer("s1", "a1", "b1", "a refund question")
+    assert (moved.status, moved.agent_id) == (S.AGENT_ACTIVE, "b1")
+    assert (await world.store.get("s1")).agent_id == "b1"
+    assert [(a.agent_id, a.chats) for a in await desk.agents()] == [("a1", 0), ("b1", 1)]
+    assert [s.session_name for s in await world.store.held_by("b1")] == ["s1"]
+    assert await world.store.held_by("a1") == []
+
+
+async def test_a_transfer_is_refused_to_someone_not_there_or_full(world: DeskWorld) -> None:
+    desk = world.desk
+    await desk.enter("agent", ["a1", "away", "full"])
+    await desk.set_status("away", AgentStatus.AWAY)
+    await waiting(world, "s1", "f1", "f2", "f3")
+    await world.store.takeover("s1", "a1")
+    for name in ("f1", "f2", "f3"):
+        await world.store.takeover(name, "full")
+    with pytest.raises(AgentUnavailable, match="'away' is away"):
+        await desk.transfer("s1", "a1", "away")
+    with pytest.raises(AgentUnavailable, match="'ghost' is offline"):
+        await desk.transfer("s1", "a1", "ghost")
+    with pytest.raises(AgentAtCapacity, match="'full' already holds 3 chats"):
+        await desk.transfer("s1", "a1", "full")
+    with pytest.raises(NotHolder):
+        await desk.transfer("s1", "someone", "full")
+    assert (await world.store.get("s1")).agent_id == "a1"  # nothing changed
+
+
+async def test_two_transfers_of_one_chat_at_once_one_wins(world: DeskWorld) -> None:
+    desk = world.desk
+    await desk.enter("agent", ["a1", "b1", "c1"])
+    await waiting(world, "s1")
+    await world.store.takeover("s1", "a1")
+    results = await asyncio.gather(
+        desk.transfer("s1", "a1", "b1"), desk.transfer("s1", "a1", "c1"), return_exceptions=True
+    )
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1
+    assert len(lost) == 1
+    assert isinstance(lost[0], NotHolder)
+    holder = (await world.store.get("s1")).agent_id
+    assert holder == won[0].agent_id
+    assert sum(a.chats for a in await desk.agents()) == 1
