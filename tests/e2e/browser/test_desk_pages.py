@@ -232,7 +232,9 @@ def test_an_agent_transfers_a_chat_to_a_colleague_with_a_note(
     with open_pages(request.node.name) as pages:
         customer, agent, shots = pages.customer, pages.agent, pages.shots
         # bob works in a browser of his own.
-        bob_context = agent.context.browser.new_context(viewport={"width": 1180, "height": 760})
+        browser = agent.context.browser
+        assert browser is not None
+        bob_context = browser.new_context(viewport={"width": 1180, "height": 760})
         bob = bob_context.new_page()
         try:
             sign_in_agent(agent, stack.workbench.url)
