@@ -271,11 +271,20 @@ class InMemorySessionStore:
             )
         return rated
 
-    async def mark_read(self, session_name: str, agent_id: str) -> Session:
+    async def mark_read(
+        self, session_name: str, agent_id: str | None, up_to: str | None = None
+    ) -> Session:
         session = self._load(session_name, self._clock())
-        if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != agent_id:
-            raise NotHolder(session_name, agent_id, session.agent_id)
-        read = session.model_copy(update={"unread": 0})
+        update: dict[str, object] = {}
+        if agent_id is not None:
+            if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != agent_id:
+                raise NotHolder(session_name, agent_id, session.agent_id)
+            update["unread"] = 0
+            if up_to:
+                update["agent_read_up_to"] = up_to
+        elif up_to:
+            update["customer_read_up_to"] = up_to
+        read = session.model_copy(update=update)
         self._sessions[session_name] = read
         return read
 

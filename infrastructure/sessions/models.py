@@ -112,6 +112,9 @@ class Session(BaseModel):
     #: The customer's rating of a closed chat (1-5) and its comment; once.
     rating: int | None = None
     rating_comment: str | None = None
+    #: Read receipts: the last message id each side has seen.
+    customer_read_up_to: str | None = None
+    agent_read_up_to: str | None = None
 
 
 class ChatMessage(BaseModel):

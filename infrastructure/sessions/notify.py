@@ -137,3 +137,14 @@ async def publish_message(
     await bus.publish(Target.session(message.session_name), EventType.NEW_MESSAGE, payload, source)
     if holder:
         await bus.publish(Target.agent(holder), EventType.NEW_MESSAGE, payload, source)
+
+
+async def publish_read(
+    bus: SseBus, session: Session, reader: str, up_to: str, source: str | None = None
+) -> None:
+    """A read receipt: ``reader`` (``customer`` | ``agent``) has seen up to ``up_to``; both
+    sides' pages show "Seen" under the messages it covers."""
+    payload = {"session_name": session.session_name, "reader": reader, "up_to": up_to}
+    await bus.publish(Target.session(session.session_name), "read", payload, source)
+    if session.agent_id:
+        await bus.publish(Target.agent(session.agent_id), "read", payload, source)

@@ -68,13 +68,20 @@ from .transitions import (
 
 _OK: Final = "ok"
 
-#: The holder has read the chat: its unread count goes back to 0.
+#: A side has read the chat up to a message: the holding agent (its unread count goes back to
+#: 0) or the customer ('' as the agent).
 _MARK_READ: Final = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found'} end
-local holder = redis.call('HGET', KEYS[1], 'agent_id') or ''
-if status ~= 'agent_active' or holder ~= ARGV[1] then return {'not_holder', holder} end
-redis.call('HSET', KEYS[1], 'unread', 0)
+local agent, up_to = ARGV[1], ARGV[2]
+if agent ~= '' then
+  local holder = redis.call('HGET', KEYS[1], 'agent_id') or ''
+  if status ~= 'agent_active' or holder ~= agent then return {'not_holder', holder} end
+  redis.call('HSET', KEYS[1], 'unread', 0)
+  if up_to ~= '' then redis.call('HSET', KEYS[1], 'agent_read_up_to', up_to) end
+elseif up_to ~= '' then
+  redis.call('HSET', KEYS[1], 'customer_read_up_to', up_to)
+end
 local state = redis.call('HGETALL', KEYS[1])
 table.insert(state, 1, 'ok')
 return state
@@ -147,6 +154,8 @@ def session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
         last_activity_at=when("last_activity_at"),
         rating=None if rating is None else int(rating),
         rating_comment=fields.get("rating_comment") or None,
+        customer_read_up_to=fields.get("customer_read_up_to") or None,
+        agent_read_up_to=fields.get("agent_read_up_to") or None,
     )
 
 
@@ -298,13 +307,17 @@ class RedisSessionStore:
             raise AlreadyRated(session_name)
         return session_from_hash(session_name, pairs(reply[1:]))
 
-    async def mark_read(self, session_name: str, agent_id: str) -> Session:
-        reply = await self._read_up(keys=[self.keys.session(session_name)], args=[agent_id])
+    async def mark_read(
+        self, session_name: str, agent_id: str | None, up_to: str | None = None
+    ) -> Session:
+        reply = await self._read_up(
+            keys=[self.keys.session(session_name)], args=[agent_id or "", up_to or ""]
+        )
         code = _text(reply[0])
         if code == "not_found":
             raise SessionNotFound(session_name)
         if code == "not_holder":
-            raise NotHolder(session_name, agent_id, _text(reply[1]) or None)
+            raise NotHolder(session_name, agent_id or "", _text(reply[1]) or None)
         return session_from_hash(session_name, pairs(reply[1:]))
 
     async def recent_waits(self) -> list[int]:

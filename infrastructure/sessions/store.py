@@ -50,8 +50,11 @@ class SessionStore(Protocol):
         ``AlreadyRated`` the second time."""
         ...
 
-    async def mark_read(self, session_name: str, agent_id: str) -> Session:
-        """The holder has read the chat: ``unread`` back to 0 (``NotHolder`` otherwise)."""
+    async def mark_read(
+        self, session_name: str, agent_id: str | None, up_to: str | None = None
+    ) -> Session:
+        """A side has read the chat (up to the message ``up_to``): the holding agent
+        (``unread`` back to 0; ``NotHolder`` for anyone else), or the customer (``None``)."""
         ...
 
     async def recent_waits(self) -> list[int]:

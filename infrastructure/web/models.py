@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from infrastructure.sessions import ChatMessage, SenderRole, Session, SessionStatus
 
@@ -27,6 +27,8 @@ class SessionPublic(BaseModel):
     unread: int = 0
     rating: int | None = None
     rating_comment: str | None = None
+    customer_read_up_to: str | None = None
+    agent_read_up_to: str | None = None
 
     @classmethod
     def of(cls, session: Session, position: int | None = None) -> SessionPublic:
@@ -43,6 +45,12 @@ class SessionPublic(BaseModel):
             queue_position=position if session.status is SessionStatus.WAITING_AGENT else None,
             waited_seconds=waited,
         )
+
+
+class ReadReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: The last message id read (``<ms>-<seq>``, as in the transcript); none: just "read".
+    up_to: str | None = Field(default=None, pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
 class QueuePlace(BaseModel):

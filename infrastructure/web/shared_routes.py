@@ -20,14 +20,22 @@ from infrastructure.auth.dependencies import (
     require_role,
 )
 from infrastructure.auth.limits import JSONTooDeep, StreamSlotsDep, check_json_depth
-from infrastructure.auth.tokens import SERVICE_ROLE, Principal
+from infrastructure.auth.tokens import AGENT_ROLE, CUSTOMER_ROLE, SERVICE_ROLE, Principal
 from infrastructure.config import Settings
 from infrastructure.events import AGENT_KIND, NAME_PATTERN, SESSION_KIND, Target
 from infrastructure.metrics import render
+from infrastructure.sessions.notify import publish_read
 from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.fast_path import FastRequest, FastRoute, NotFast, as_json
-from infrastructure.web.models import EventAccepted, MessagePublic, QueuePlace, Readiness
+from infrastructure.web.models import (
+    EventAccepted,
+    MessagePublic,
+    QueuePlace,
+    Readiness,
+    ReadReceipt,
+    SessionPublic,
+)
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, fast_session_events, open_session_stream
 
@@ -236,6 +244,26 @@ async def session_events(
     return await open_session_stream(
         store, bus, slots, principal, session_name, last_event_id, presence
     )
+
+
+@router.post("/api/sessions/{session_name}/read", response_model=SessionPublic, tags=["sessions"])
+async def mark_read(
+    session_name: SessionNamePath,
+    principal: SessionAccess,
+    bus: Bus,
+    store: SessionStore,
+    body: ReadReceipt | None = None,
+) -> SessionPublic:
+    """A read receipt: the customer (its token) or the agent holding the chat has read it
+    (up to ``up_to``); the other side sees "Seen". The agent's unread count goes back to 0."""
+    require_role(principal, CUSTOMER_ROLE, AGENT_ROLE)
+    agent = principal.subject if principal.role is AGENT_ROLE else None
+    up_to = body.up_to if body else None
+    session = await store.mark_read(session_name, agent, up_to)
+    if up_to:
+        reader = "agent" if agent else "customer"
+        await publish_read(bus, session, reader, up_to)
+    return SessionPublic.of(session)
 
 
 @router.get("/api/sessions/{session_name}/queue", response_model=QueuePlace, tags=["sessions"])

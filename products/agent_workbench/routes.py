@@ -290,14 +290,6 @@ async def transfer(
     return SessionPublic.of(session, await desk.store.queue_position(session_name))
 
 
-@router.post("/api/sessions/{session_name}/read", response_model=SessionPublic, tags=["sessions"])
-async def mark_read(
-    session_name: SessionNamePath, principal: CurrentAgent, store: SessionStore
-) -> SessionPublic:
-    """The holding agent has read the chat: its unread count goes back to 0."""
-    return SessionPublic.of(await sessions.mark_read(store, session_name, principal.subject))
-
-
 @router.post(
     "/api/sessions/{session_name}/messages",
     status_code=201,

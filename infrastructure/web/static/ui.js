@@ -60,3 +60,27 @@ export async function loadLimits(api) {
     return { message_max_chars: 4000 };
   }
 }
+
+/** Message ids ("<ms>-<seq>") in order: negative, 0 or positive like a comparator. */
+export function compareIds(a, b) {
+  const [am, as] = String(a).split("-").map(Number);
+  const [bm, bs] = String(b).split("-").map(Number);
+  return am - bm || as - bs;
+}
+
+/**
+ * "Seen" under the newest of `items` (elements with data-message-id) that `upTo` covers;
+ * the mark moves, never more than one.
+ */
+export function markSeen(container, selector, upTo) {
+  let last = null;
+  for (const el of container.querySelectorAll(selector)) {
+    if (compareIds(el.dataset.messageId, upTo) <= 0) last = el;
+  }
+  for (const old of container.querySelectorAll(".seen")) old.remove();
+  if (!last) return;
+  const seen = document.createElement("span");
+  seen.className = "seen";
+  seen.textContent = "Seen";
+  last.append(seen);
+}

@@ -92,10 +92,6 @@ async def close(desk: DeskService, session_name: str, agent_id: str) -> Session:
     return session
 
 
-async def mark_read(store: SessionStore, session_name: str, agent_id: str) -> Session:
-    return await store.mark_read(session_name, agent_id)
-
-
 async def agent_message(
     bus: SseBus, store: SessionStore, session_name: str, agent_id: str, content: str
 ) -> ChatMessage:

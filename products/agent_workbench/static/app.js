@@ -5,10 +5,12 @@
 import { makeApi } from "/shared/http.js";
 import { LiveStream } from "/shared/stream.js";
 import {
+  compareIds,
   formatDuration,
   formatTime,
   lengthCounter,
   loadLimits,
+  markSeen,
   setConnection,
 } from "/shared/ui.js";
 import { alertInBackground, alertsWanted, askForAlerts } from "/static/alerts.js";
@@ -91,7 +93,7 @@ function renderUnseen() {
   document.title = total ? `(${total}) ${BASE_TITLE}` : BASE_TITLE;
 }
 
-function markSeen() {
+function markQueueSeen() {
   state.seen = new Set(state.queue.keys());
   renderUnseen();
 }
@@ -191,7 +193,7 @@ async function loadQueue() {
 }
 
 async function takeover(name, button) {
-  markSeen();
+  markQueueSeen();
   button.disabled = true;
   queueNotice("");
   try {
@@ -273,6 +275,22 @@ function renderMine() {
   if (state.team.has(state.agentId)) renderTeam();
 }
 
+/** Tell the customer what this agent has seen of the open chat (the newest message). */
+function readOpenChat() {
+  const held = state.current ? state.held.get(state.current) : null;
+  if (!held || document.hidden) return;
+  let newest = null;
+  for (const m of held.messages.values()) {
+    if (m.sender === "customer" && (!newest || compareIds(m.id, newest) > 0)) newest = m.id;
+  }
+  if (!newest || newest === held.readUpTo) return;
+  held.readUpTo = newest;
+  held.unread = 0;
+  api(`${sessionPath(held.name)}/read`, { method: "POST", body: { up_to: newest } }).catch(
+    () => {},
+  );
+}
+
 function selectSession(name) {
   state.current = name;
   const held = state.held.get(name);
@@ -297,6 +315,8 @@ function renderConversation() {
     held.status === "agent_active" ? "You are chatting with the customer" : `Status: ${held.status}`;
   const items = [...held.messages.values()].sort(byTime).map(messageItem);
   $("transcript").replaceChildren(...items);
+  if (held.seenUpTo) markSeen($("transcript"), 'li.msg[data-sender="agent"]', held.seenUpTo);
+  readOpenChat();
   const last = $("transcript").lastElementChild;
   if (last) last.scrollIntoView({ block: "end" });
 }
@@ -349,6 +369,8 @@ function addMessage(name, raw) {
   }
   list.insertBefore(li, before);
   if (!before) li.scrollIntoView({ block: "end" });
+  if (m.sender === "customer") readOpenChat();
+  if (held.seenUpTo) markSeen(list, 'li.msg[data-sender="agent"]', held.seenUpTo);
 }
 
 async function loadTranscript(name) {
@@ -519,6 +541,16 @@ function onEvent(envelope) {
       renderTeam();
       break;
     }
+    case "read": {
+      const held = state.held.get(p.session_name);
+      if (held && p.reader === "customer" && p.up_to) {
+        held.seenUpTo = p.up_to;
+        if (p.session_name === state.current) {
+          markSeen($("transcript"), 'li.msg[data-sender="agent"]', p.up_to);
+        }
+      }
+      break;
+    }
     case "rated":
       queueNotice(`${customerName(p)} rated the chat ${p.score}/5`);
       break;
@@ -564,7 +596,7 @@ async function resync() {
     if (!state.loaded) {
       // What was waiting before this page opened is not news.
       state.loaded = true;
-      markSeen();
+      markQueueSeen();
     }
     await loadMine();
     await loadTeam();
@@ -677,7 +709,7 @@ async function login(event) {
 function init() {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", askLogout);
-  $("badge").addEventListener("click", markSeen);
+  $("badge").addEventListener("click", markQueueSeen);
   $("release").addEventListener("click", () => finish("release"));
   $("close-chat").addEventListener("click", () => finish("close"));
   $("transfer").addEventListener("click", askTransfer);
@@ -688,7 +720,9 @@ function init() {
   });
   // Coming back to the tab counts as having looked at the queue.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && unseenCount()) markSeen();
+    if (document.visibilityState !== "visible") return;
+    if (unseenCount()) markQueueSeen();
+    readOpenChat();
   });
 
   const input = $("reply-input");

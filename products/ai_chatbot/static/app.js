@@ -4,10 +4,12 @@
 import { makeApi } from "/shared/http.js";
 import { LiveStream } from "/shared/stream.js";
 import {
+  compareIds,
   formatDuration,
   formatTime,
   lengthCounter,
   loadLimits,
+  markSeen,
   setConnection,
 } from "/shared/ui.js";
 
@@ -89,6 +91,24 @@ function addMessage(m) {
   li.append(who, bubble, time);
   insertOrdered(li, Date.parse(m.timestamp) || Date.now());
   if (m.sender === "bot") hideTyping();
+  if (m.sender === "agent") readSoon(id);
+}
+
+// --- Read receipts ----------------------------------------------------------------------
+
+let readTimer = null;
+let readUpTo = null;
+
+/** Tell the agent what we have seen (once the page is visible, a moment after). */
+function readSoon(id) {
+  if (!readUpTo || compareIds(id, readUpTo) > 0) readUpTo = id;
+  if (document.hidden) return;
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => {
+    const upTo = readUpTo;
+    if (!upTo || !state.name) return;
+    api(`${sessionPath()}/read`, { method: "POST", body: { up_to: upTo } }).catch(() => {});
+  }, 300);
 }
 
 function addNotice(key, text, timestamp) {
@@ -240,6 +260,11 @@ function onEvent(envelope) {
       }
       break;
     }
+    case "read":
+      if (payload.reader === "agent" && payload.up_to) {
+        markSeen($("log"), 'li.msg[data-sender="customer"]', payload.up_to);
+      }
+      break;
     case "queue_position":
       if (state.status === "waiting_agent" && payload.position) {
         state.queuePosition = payload.position;
@@ -462,6 +487,9 @@ function init() {
   });
   $("escalate").addEventListener("click", escalate);
   $("rating").addEventListener("submit", sendRating);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && readUpTo) readSoon(readUpTo);
+  });
   for (const star of $("rating").querySelectorAll(".star")) {
     star.addEventListener("click", () => {
       if (state.rated) return;

@@ -272,3 +272,24 @@ def test_an_agent_transfers_a_chat_to_a_colleague_with_a_note(
             shots.take("transferred")
         finally:
             bob_context.close()
+
+
+def test_each_side_sees_what_the_other_has_read(
+    stack: Stack, request: pytest.FixtureRequest
+) -> None:
+    with open_pages(request.node.name) as pages:
+        customer, agent, shots = pages.customer, pages.agent, pages.shots
+        sign_in_agent(agent, stack.workbench.url)
+        session = start_chat(customer, stack.chatbot.url, display_name="Ada")
+        _ask_for_a_human(customer)
+        take_over(agent, session)
+        customer_says(customer, "Is my order late?")
+        # The agent has the chat open: the customer sees it was read.
+        mine = customer.locator('#log li[data-sender="customer"]', has_text="Is my order late?")
+        expect(mine.locator(".seen")).to_have_text("Seen")
+        agent_says(agent, "Let me look.")
+        reply = agent.locator('#transcript li[data-sender="agent"]', has_text="Let me look.")
+        expect(reply.locator(".seen")).to_have_text("Seen")
+        # One mark only, under the newest message read.
+        expect(customer.locator(".seen")).to_have_count(1)
+        shots.take("seen-both-ways")
