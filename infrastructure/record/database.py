@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,14 @@ def create_engine(url: str) -> AsyncEngine:
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        # ``:memory:`` (unit tests): one connection, or each would see a database of its own.
-        pool: dict[str, Any] = {} if path is not None else {"poolclass": StaticPool}
+        # ``:memory:`` (unit tests): one connection, or each would see a database of its own;
+        # checked out by one user at a time (a queue of one), never shared by two at once
+        # (StaticPool would: "cannot start a transaction within a transaction").
+        pool: dict[str, Any] = (
+            {}
+            if path is not None
+            else {"poolclass": AsyncAdaptedQueuePool, "pool_size": 1, "max_overflow": 0}
+        )
         engine = create_async_engine(parsed, connect_args={"timeout": _SQLITE_BUSY_SECONDS}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
