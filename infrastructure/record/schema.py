@@ -113,3 +113,15 @@ erasures = Table(
 #: word splitter), PostgreSQL pg_trgm (a GIN index that ``ILIKE '%...%'`` uses).
 SQLITE_FTS_TABLE = "record_messages_fts"
 PG_TRGM_INDEX = "ix_record_messages_content_trgm"
+
+
+#: Canned replies of the team: ``/shortcut`` in the reply box inserts ``content``.
+canned_replies = Table(
+    "canned_replies",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column("shortcut", String(32), nullable=False, unique=True),
+    Column("content", Text, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

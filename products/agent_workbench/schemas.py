@@ -60,3 +60,21 @@ class TransferRequest(_Strict):
     to_agent_id: str | None = Field(default=None, pattern=NAME_PATTERN)
     #: What the colleague should know (shown to agents only).
     note: str | None = Field(default=None, max_length=1000)
+
+
+#: What follows ``/`` in the reply box.
+SHORTCUT_PATTERN = r"^[a-z0-9_-]{1,32}$"
+
+
+class CannedReplyCreate(_Strict):
+    shortcut: str = Field(pattern=SHORTCUT_PATTERN, description="lower-case letters, digits, _ -")
+    #: ``{customer_name}`` and ``{agent_name}`` are filled in when it is inserted.
+    content: str = Field(min_length=1, max_length=4000)
+
+
+class CannedReplyPublic(BaseModel):
+    id: int
+    shortcut: str
+    content: str
+    created_by: str
+    updated_at: int

@@ -14,6 +14,7 @@ import {
   setConnection,
 } from "/shared/ui.js";
 import { alertInBackground, alertsWanted, askForAlerts } from "/static/alerts.js";
+import { cannedReplies } from "/static/canned.js";
 
 const AUTH_KEY = "cs-agent-auth";
 const STATUS_WORDS = {
@@ -757,7 +758,16 @@ function init() {
       $("conv-error").textContent = `Not sent: ${error.message}`;
     }
   });
+  const canned = cannedReplies({
+    api,
+    input,
+    context: () => ({
+      customerName: state.current ? state.held.get(state.current)?.label : "",
+      agentName: state.agentId,
+    }),
+  });
   input.addEventListener("keydown", (event) => {
+    if (canned.onKey(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       form.requestSubmit();

@@ -293,3 +293,39 @@ def test_each_side_sees_what_the_other_has_read(
         # One mark only, under the newest message read.
         expect(customer.locator(".seen")).to_have_count(1)
         shots.take("seen-both-ways")
+
+
+def test_a_canned_reply_is_added_then_inserted_with_slash(
+    stack: Stack, request: pytest.FixtureRequest
+) -> None:
+    with open_pages(request.node.name) as pages:
+        customer, agent, shots = pages.customer, pages.agent, pages.shots
+        sign_in_agent(agent, stack.workbench.url)
+        session = start_chat(customer, stack.chatbot.url, display_name="Mina")
+        _ask_for_a_human(customer)
+        take_over(agent, session)
+
+        agent.get_by_role("button", name="Canned replies").click()
+        dialog = agent.locator("#canned-dialog")
+        dialog.get_by_label("Shortcut").fill("thanks")
+        dialog.get_by_label("Reply").fill("Thank you, {customer_name}! {agent_name} here.")
+        dialog.get_by_role("button", name="Add").click()
+        expect(dialog.locator("#canned-list")).to_contain_text("/thanks")
+        agent.screenshot(path=shots.folder / "canned-manager.png", full_page=True)
+        dialog.get_by_role("button", name="Close").click()
+
+        box = agent.get_by_label("Reply to the customer")
+        box.fill("")
+        box.press_sequentially("/th")
+        picker = agent.locator("#canned-picker")
+        expect(picker).to_be_visible()
+        expect(picker.locator("li")).to_have_count(1)
+        agent.screenshot(path=shots.folder / "canned-picker.png", full_page=True)
+        box.press("Enter")  # inserts, does not send
+        expect(box).to_have_value(f"Thank you, Mina! {AGENT_ID} here.")
+        expect(picker).to_be_hidden()
+        box.press("Enter")  # now it sends
+        expect(customer.locator('#log li[data-sender="agent"]')).to_contain_text(
+            f"Thank you, Mina! {AGENT_ID} here."
+        )
+        shots.take("sent")

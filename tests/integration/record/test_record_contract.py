@@ -83,17 +83,17 @@ async def test_migrations_up_from_empty_and_down(database_url: str) -> None:
         assert await current_revision(engine) is None
         await migrate(engine)
         await migrate(engine)  # a second start: nothing to do
-        assert await current_revision(engine) == "0001_record"
+        assert await current_revision(engine) == "0002_canned_replies"
         async with engine.connect() as connection:
             tables = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
         assert {t.name for t in schema.metadata.sorted_tables} <= tables
         await migrate(engine, downgrade_to="base")
         async with engine.connect() as connection:
             left = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
-        assert not {t for t in left if t.startswith("record_")}
+        assert not {t for t in left if t.startswith(("record_", "canned_"))}
         assert await current_revision(engine) is None
         await migrate(engine)  # and up again
-        assert await current_revision(engine) == "0001_record"
+        assert await current_revision(engine) == "0002_canned_replies"
     finally:
         await engine.dispose()
 
