@@ -35,7 +35,13 @@ _PURGE_CHUNK: Final = 500
 
 async def _delete_rows(connection: AsyncConnection, names: list[str]) -> int:
     deleted = 0
-    for table in (schema.messages, schema.status_changes, schema.entries, schema.sessions):
+    for table in (
+        schema.notes,
+        schema.messages,
+        schema.status_changes,
+        schema.entries,
+        schema.sessions,
+    ):
         result = await connection.execute(delete(table).where(table.c.session_name.in_(names)))
         if table is schema.sessions:
             deleted = result.rowcount or 0
@@ -73,7 +79,9 @@ async def erase_live(
         return bool(found)
     keys = SessionKeys(prefix + "store:")
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.session(session_name), keys.transcript(session_name))
+        pipe.delete(
+            keys.session(session_name), keys.transcript(session_name), keys.notes(session_name)
+        )
         pipe.zrem(keys.queue, session_name)
         pipe.hdel(keys.held, session_name)
         if channel_keys:

@@ -125,3 +125,19 @@ canned_replies = Table(
     Column("created_by", String(64), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+
+#: Agents' internal notes, kept apart from the messages so that nothing a customer reads
+#: (its transcript, its export) can include one.
+notes = Table(
+    "record_notes",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column("entry_id", String(48), nullable=False, unique=True),
+    Column("session_name", String(64), nullable=False, index=True),
+    Column("note_id", String(48), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("agent_id", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    UniqueConstraint("session_name", "note_id", name="uq_record_notes_note"),
+)

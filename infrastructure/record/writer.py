@@ -21,6 +21,7 @@ from sqlalchemy.sql.expression import BindParameter, ColumnElement
 
 from infrastructure.sessions.record_log import (
     KIND_MESSAGE,
+    KIND_NOTE,
     KIND_RATING,
     KIND_SESSION_CREATED,
     KIND_STATUS,
@@ -140,6 +141,7 @@ async def _apply_kept(connection: AsyncConnection, kept: list[RecordEntry]) -> N
     await _apply_statuses(connection, [e for e in kept if e.kind == KIND_STATUS])
     await _apply_messages(connection, [e for e in kept if e.kind == KIND_MESSAGE])
     await _apply_ratings(connection, [e for e in kept if e.kind == KIND_RATING])
+    await _apply_notes(connection, [e for e in kept if e.kind == KIND_NOTE])
     await _apply_agents(connection, kept)
 
 
@@ -222,6 +224,28 @@ async def _apply_messages(connection: AsyncConnection, messages: list[RecordEntr
     await connection.execute(
         update(t).where(t.c.session_name == bindparam("b_name")).values(message_count=count),
         [{"b_name": name} for name in sorted({e.session for e in messages})],
+    )
+
+
+async def _apply_notes(connection: AsyncConnection, notes: list[RecordEntry]) -> None:
+    if not notes:
+        return
+    await connection.execute(
+        upsert(connection, schema.notes)
+        .values(
+            [
+                {
+                    "entry_id": e.id,
+                    "session_name": e.session,
+                    "note_id": e.get("note_id") or e.id,
+                    "ts": e.ts,
+                    "agent_id": e.get("agent_id"),
+                    "content": e.get("content"),
+                }
+                for e in notes
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["session_name", "note_id"])
     )
 
 

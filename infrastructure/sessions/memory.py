@@ -15,6 +15,7 @@ from .models import (
     AlreadyRated,
     ChatMessage,
     NotClosed,
+    Note,
     NotHolder,
     SenderRole,
     Session,
@@ -25,7 +26,14 @@ from .models import (
     ms_to_datetime,
     now_ms,
 )
-from .record_log import KIND_MESSAGE, KIND_RATING, KIND_SESSION_CREATED, KIND_STATUS, RecordLog
+from .record_log import (
+    KIND_MESSAGE,
+    KIND_NOTE,
+    KIND_RATING,
+    KIND_SESSION_CREATED,
+    KIND_STATUS,
+    RecordLog,
+)
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
 from .transitions import (
     CANCEL_FROM,
@@ -68,6 +76,7 @@ class InMemorySessionStore:
         self._last_id: dict[str, tuple[int, int]] = {}
         self._last_sweep = clock()
         self._waits: deque[int] = deque(maxlen=RECENT_WAITS)
+        self._notes: dict[str, list[Note]] = {}
 
     # --- internals (all synchronous: atomic on the event loop) ---------------
 
@@ -76,6 +85,7 @@ class InMemorySessionStore:
         return expires is not None and expires <= now
 
     def _drop(self, name: str) -> None:
+        self._notes.pop(name, None)
         self._sessions.pop(name, None)
         self._transcripts.pop(name, None)
         self._expires_at.pop(name, None)
@@ -287,6 +297,31 @@ class InMemorySessionStore:
         read = session.model_copy(update=update)
         self._sessions[session_name] = read
         return read
+
+    async def add_note(self, session_name: str, agent_id: str, content: str) -> Note:
+        now = self._clock()
+        self._load(session_name, now)
+        notes = self._notes.setdefault(session_name, [])
+        last = notes[-1].id if notes else "0-0"
+        last_ms, last_seq = (int(part) for part in last.split("-"))
+        note_id = f"{now}-0" if now > last_ms else f"{last_ms}-{last_seq + 1}"
+        note = Note(
+            id=note_id,
+            session_name=session_name,
+            agent_id=agent_id,
+            content=content,
+            timestamp=ms_to_datetime(now),
+        )
+        notes.append(note)
+        if self.record is not None:  # record (as append_note.lua)
+            self.record.append(
+                KIND_NOTE, session_name, now, note_id=note_id, agent_id=agent_id, content=content
+            )
+        return note
+
+    async def notes(self, session_name: str) -> list[Note]:
+        self._load(session_name, self._clock())
+        return list(self._notes.get(session_name, []))
 
     async def recent_waits(self) -> list[int]:
         return list(self._waits)

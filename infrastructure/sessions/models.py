@@ -130,6 +130,18 @@ class ChatMessage(BaseModel):
     timestamp: datetime = Field(default_factory=_utc_now)
 
 
+class Note(BaseModel):
+    """An agent's internal note: agents read it, a customer never does."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    session_name: str
+    agent_id: str
+    content: str
+    timestamp: datetime
+
+
 # --- errors -----------------------------------------------------------------
 
 

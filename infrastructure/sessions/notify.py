@@ -17,7 +17,7 @@ from typing import Any
 
 from infrastructure.bus.api import SseBus
 from infrastructure.events import EventType, Target
-from infrastructure.sessions.models import ChatMessage, Session, SessionStatus
+from infrastructure.sessions.models import ChatMessage, Note, Session, SessionStatus
 from infrastructure.sessions.store import SessionStore
 
 
@@ -148,3 +148,17 @@ async def publish_read(
     await bus.publish(Target.session(session.session_name), "read", payload, source)
     if session.agent_id:
         await bus.publish(Target.agent(session.agent_id), "read", payload, source)
+
+
+async def publish_note(bus: SseBus, note: Note, holder: str | None, source: str) -> None:
+    """An internal note: to agents only (the holder's channel and its author's), never on
+    the session channel a customer follows."""
+    payload = {
+        "session_name": note.session_name,
+        "note_id": note.id,
+        "agent_id": note.agent_id,
+        "content": note.content,
+        "timestamp": note.timestamp.isoformat(),
+    }
+    for agent_id in sorted({a for a in (holder, note.agent_id) if a}):
+        await bus.publish(Target.agent(agent_id), "note", payload, source)

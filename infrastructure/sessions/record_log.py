@@ -13,7 +13,8 @@ Entry fields: ``kind``, ``session``, ``ts`` (epoch ms), and per kind:
   is ``agent_active``, else the agent who held it before: ``''`` for none), ``reason``;
 * ``message``: ``message_id`` (the transcript stream id), ``sender``, ``sender_id``,
   ``content``;
-* ``rating``: ``score``, ``comment`` (written by the rating script when it exists).
+* ``rating``: ``score``, ``comment``;
+* ``note``: ``note_id`` (its id in the session's notes stream), ``agent_id``, ``content``.
 
 In memory mode :class:`RecordLog` is the stream's twin: the in-memory session store
 appends to it and the archiver reads it.
@@ -32,7 +33,9 @@ KIND_SESSION_CREATED: Final = "session_created"
 KIND_STATUS: Final = "status"
 KIND_MESSAGE: Final = "message"
 KIND_RATING: Final = "rating"
-KINDS: Final = frozenset({KIND_SESSION_CREATED, KIND_STATUS, KIND_MESSAGE, KIND_RATING})
+#: An agent's internal note: never on the customer's channel, transcript or export.
+KIND_NOTE: Final = "note"
+KINDS: Final = frozenset({KIND_SESSION_CREATED, KIND_STATUS, KIND_MESSAGE, KIND_RATING, KIND_NOTE})
 
 
 def record_key(channel_prefix: str) -> str:

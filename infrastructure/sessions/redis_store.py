@@ -23,14 +23,16 @@ queue never expires, and a member whose session expired is dropped by ``queue()`
 
 Each state change is one Lua script (``*.lua`` beside this module) that checks
 the current state and writes in one atomic step; it answers with a status code
-that :func:`_raise_for` turns into the exception of the in-memory store.
+that :func:`redis_keys.raise_for` turns into the exception of the in-memory store. The
+desk's keys (``load``, ``waits``, ``agents``, ``agent:<id>``, ``conn:<id>``) are in
+``infrastructure/desk/redis_desk.py``; agents' notes are ``P notes:{<name>}`` (a STREAM,
+never read by a customer's path); ``P record`` is the record stream (``record_log.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -43,13 +45,11 @@ from infrastructure.events import check_name
 from .models import (
     AlreadyRated,
     ChatMessage,
-    IllegalTransition,
     NotClosed,
+    Note,
     NotHolder,
-    SenderRole,
     Session,
     SessionExists,
-    SessionHeldByAnother,
     SessionNotFound,
     SessionStatus,
     datetime_to_ms,
@@ -57,6 +57,19 @@ from .models import (
     now_ms,
 )
 from .record_log import record_key
+from .redis_keys import (
+    MARK_READ,
+    OK,
+    SessionKeys,
+    decode_hash,
+    lua_script,
+    message_from_entry,
+    pairs,
+    raise_for,
+    script_text,
+    session_from_hash,
+    text,
+)
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
 from .transitions import (
     CANCEL_FROM,
@@ -66,117 +79,8 @@ from .transitions import (
     check_request,
 )
 
-_OK: Final = "ok"
-
-#: A side has read the chat up to a message: the holding agent (its unread count goes back to
-#: 0) or the customer ('' as the agent).
-_MARK_READ: Final = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return {'not_found'} end
-local agent, up_to = ARGV[1], ARGV[2]
-if agent ~= '' then
-  local holder = redis.call('HGET', KEYS[1], 'agent_id') or ''
-  if status ~= 'agent_active' or holder ~= agent then return {'not_holder', holder} end
-  redis.call('HSET', KEYS[1], 'unread', 0)
-  if up_to ~= '' then redis.call('HSET', KEYS[1], 'agent_read_up_to', up_to) end
-elseif up_to ~= '' then
-  redis.call('HSET', KEYS[1], 'customer_read_up_to', up_to)
-end
-local state = redis.call('HGETALL', KEYS[1])
-table.insert(state, 1, 'ok')
-return state
-"""
-
-
-def _text(value: Any) -> str:
-    # The client may or may not decode responses; accept both.
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def lua_script(package: str, name: str, *, record_maxlen: int) -> str:
-    """A script that moves sessions, shipped beside a module, after ``lib.lua`` (the key
-    layout and the effects of a move, shared by every such script); ``record_maxlen``: the
-    cap of the record stream every move is appended to."""
-    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
-    lib = resources.files(__package__).joinpath("lib.lua").read_text(encoding="utf-8")
-    return lib.replace("__RECORD_MAXLEN__", str(int(record_maxlen))) + "\n" + text
-
-
-def _script(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-
-
-class SessionKeys:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.queue = f"{prefix}queue:waiting"
-        #: session name -> the agent holding it (global, like the queue).
-        self.held = f"{prefix}held"
-        #: The record stream (one for every session; see record_log.py).
-        self.record = f"{prefix}record"
-        #: agent id -> how many chats it holds.
-        self.load = f"{prefix}load"
-        #: The latest waits before an agent (ms), newest first: the queue's estimate.
-        self.waits = f"{prefix}waits"
-        #: Agents seen (presence, assignment).
-        self.agents = f"{prefix}agents"
-
-    def agent(self, agent_id: str) -> str:
-        return f"{self.prefix}agent:{agent_id}"
-
-    def agent_streams(self, agent_id: str) -> str:
-        return f"{self.prefix}conn:{agent_id}"
-
-    def session(self, name: str) -> str:
-        return f"{self.prefix}sess:{{{name}}}"
-
-    def transcript(self, name: str) -> str:
-        return f"{self.prefix}msgs:{{{name}}}"
-
-
-def session_from_hash(name: str, fields: Mapping[str, str]) -> Session:
-    def when(field: str) -> Any:
-        raw = fields.get(field)
-        return None if raw is None else ms_to_datetime(int(raw))
-
-    rating = fields.get("rating")
-    return Session(
-        session_name=name,
-        status=SessionStatus(fields["status"]),
-        agent_id=fields.get("agent_id") or None,
-        created_at=when("created_at"),
-        updated_at=when("updated_at"),
-        waiting_since=when("waiting_since"),
-        escalation_reason=fields.get("escalation_reason") or None,
-        display_name=fields.get("display_name") or None,
-        first_message=fields.get("first_message") or None,
-        unread=int(fields.get("unread") or 0),
-        last_activity_at=when("last_activity_at"),
-        rating=None if rating is None else int(rating),
-        rating_comment=fields.get("rating_comment") or None,
-        customer_read_up_to=fields.get("customer_read_up_to") or None,
-        agent_read_up_to=fields.get("agent_read_up_to") or None,
-    )
-
-
-def pairs(flat: Sequence[Any]) -> dict[str, str]:
-    return {_text(flat[i]): _text(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
-def _decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
-
-
-def _message_from_entry(name: str, entry_id: Any, raw: Mapping[Any, Any]) -> ChatMessage:
-    fields = _decode_hash(raw)
-    return ChatMessage(
-        id=_text(entry_id),
-        session_name=name,
-        sender=SenderRole(fields["sender"]),
-        sender_id=fields.get("sender_id") or None,
-        content=fields["content"],
-        timestamp=ms_to_datetime(int(fields["ts"])),
-    )
+# Re-exported: the desk's scripts are loaded the same way.
+__all__ = ["RedisSessionStore", "SessionKeys", "lua_script", "pairs", "session_from_hash"]
 
 
 class RedisSessionStore:
@@ -202,13 +106,14 @@ class RedisSessionStore:
         self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
         assert self.keys.record == record_key(settings.REDIS_SSE_CHANNEL_PREFIX)
         self._record_maxlen = settings.RECORD_STREAM_MAXLEN
-        self._create = redis.register_script(_script("create.lua"))
+        self._create = redis.register_script(script_text("create.lua"))
         self._transition = redis.register_script(
             lua_script(__package__, "transition.lua", record_maxlen=settings.RECORD_STREAM_MAXLEN)
         )
-        self._append = redis.register_script(_script("append_message.lua"))
-        self._rate = redis.register_script(_script("rate.lua"))
-        self._read_up = redis.register_script(_MARK_READ)
+        self._append = redis.register_script(script_text("append_message.lua"))
+        self._rate = redis.register_script(script_text("rate.lua"))
+        self._note = redis.register_script(script_text("append_note.lua"))
+        self._read_up = redis.register_script(MARK_READ)
 
     def _record_args(self, name: str) -> tuple[str, int]:
         """The last two arguments of every script: for its record entry."""
@@ -239,9 +144,9 @@ class RedisSessionStore:
                 "1" if front else "",
             ],
         )
-        code = _text(reply[0])
-        if code != _OK:
-            _raise_for(code, reply, name, requested, agent_id)
+        code = text(reply[0])
+        if code != OK:
+            raise_for(code, reply, name, requested, agent_id)
         return session_from_hash(name, pairs(reply[1:]))
 
     async def create(self, session_name: str, display_name: str | None = None) -> Session:
@@ -264,7 +169,7 @@ class RedisSessionStore:
         raw = await self._read("HGETALL", self.keys.session(session_name))
         # A map in RESP3 (and from redis-py's client), a flat list of fields and values
         # in RESP2.
-        fields = _decode_hash(raw) if isinstance(raw, Mapping) else pairs(raw)
+        fields = decode_hash(raw) if isinstance(raw, Mapping) else pairs(raw)
         if "status" not in fields:
             raise SessionNotFound(session_name)
         return session_from_hash(session_name, fields)
@@ -298,11 +203,11 @@ class RedisSessionStore:
             keys=[self.keys.session(session_name), self.keys.record],
             args=[score, comment or "", self._clock(), *self._record_args(session_name)],
         )
-        code = _text(reply[0])
+        code = text(reply[0])
         if code == "not_found":
             raise SessionNotFound(session_name)
         if code == "not_closed":
-            raise NotClosed(session_name, SessionStatus(_text(reply[1])))
+            raise NotClosed(session_name, SessionStatus(text(reply[1])))
         if code == "rated":
             raise AlreadyRated(session_name)
         return session_from_hash(session_name, pairs(reply[1:]))
@@ -313,12 +218,57 @@ class RedisSessionStore:
         reply = await self._read_up(
             keys=[self.keys.session(session_name)], args=[agent_id or "", up_to or ""]
         )
-        code = _text(reply[0])
+        code = text(reply[0])
         if code == "not_found":
             raise SessionNotFound(session_name)
         if code == "not_holder":
-            raise NotHolder(session_name, agent_id or "", _text(reply[1]) or None)
+            raise NotHolder(session_name, agent_id or "", text(reply[1]) or None)
         return session_from_hash(session_name, pairs(reply[1:]))
+
+    async def add_note(self, session_name: str, agent_id: str, content: str) -> Note:
+        now = self._clock()
+        reply = await self._note(
+            keys=[
+                self.keys.session(session_name),
+                self.keys.notes(session_name),
+                self.keys.record,
+            ],
+            args=[
+                agent_id,
+                content,
+                now,
+                self._max_messages,
+                self._ttl,
+                *self._record_args(session_name),
+            ],
+        )
+        if text(reply[0]) == "not_found":
+            raise SessionNotFound(session_name)
+        return Note(
+            id=text(reply[1]),
+            session_name=session_name,
+            agent_id=agent_id,
+            content=content,
+            timestamp=ms_to_datetime(now),
+        )
+
+    async def notes(self, session_name: str) -> list[Note]:
+        if not await self.exists(session_name):
+            raise SessionNotFound(session_name)
+        entries = await self._redis.xrange(self.keys.notes(session_name))
+        found = []
+        for entry_id, raw in entries or []:
+            fields = decode_hash(raw or {})
+            found.append(
+                Note(
+                    id=text(entry_id),
+                    session_name=session_name,
+                    agent_id=fields["agent_id"],
+                    content=fields["content"],
+                    timestamp=ms_to_datetime(int(fields["ts"])),
+                )
+            )
+        return found
 
     async def recent_waits(self) -> list[int]:
         return [int(w) for w in await self._redis.lrange(self.keys.waits, 0, -1)]
@@ -346,7 +296,7 @@ class RedisSessionStore:
         return await self._move(session_name, SessionStatus(status), agent_id, reason)
 
     async def queue(self) -> list[Session]:
-        names = [_text(n) for n in await self._redis.zrange(self.keys.queue, 0, -1)]
+        names = [text(n) for n in await self._redis.zrange(self.keys.queue, 0, -1)]
         waiting, stale = await self._load_in(names, SessionStatus.WAITING_AGENT)
         if stale:
             await self._redis.zrem(self.keys.queue, *stale)  # expired while they waited
@@ -354,7 +304,7 @@ class RedisSessionStore:
 
     async def held_by(self, agent_id: str) -> list[Session]:
         held = await self._redis.hgetall(self.keys.held)
-        names = sorted(_text(n) for n, a in held.items() if _text(a) == agent_id)
+        names = sorted(text(n) for n, a in held.items() if text(a) == agent_id)
         sessions, stale = await self._load_in(names, SessionStatus.AGENT_ACTIVE)
         if stale:  # expired while held
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -377,7 +327,7 @@ class RedisSessionStore:
         found: list[Session] = []
         stale: list[str] = []
         for name, raw in zip(names, hashes, strict=True):
-            fields = _decode_hash(raw)
+            fields = decode_hash(raw)
             if fields.get("status") == status:
                 found.append(session_from_hash(name, fields))
             elif "status" not in fields:
@@ -404,15 +354,15 @@ class RedisSessionStore:
                 *self._record_args(name),
             ],
         )
-        code = _text(reply[0])
+        code = text(reply[0])
         if code == "not_found":
             raise SessionNotFound(name)
         if code == "not_holder":
-            raise NotHolder(name, message.sender_id or "", _text(reply[1]) or None)
+            raise NotHolder(name, message.sender_id or "", text(reply[1]) or None)
         # Stored at millisecond precision, as it reads back from the stream.
         return message.model_copy(
             update={
-                "id": _text(reply[1]),
+                "id": text(reply[1]),
                 "timestamp": ms_to_datetime(datetime_to_ms(message.timestamp)),
             }
         )
@@ -428,28 +378,10 @@ class RedisSessionStore:
             raise SessionNotFound(session_name)
         if limit <= 0:
             return []
-        return [_message_from_entry(session_name, eid, raw) for eid, raw in reversed(entries)]
+        return [message_from_entry(session_name, eid, raw) for eid, raw in reversed(entries)]
 
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())
         except (RedisError, OSError):
             return False
-
-
-def _raise_for(
-    code: str,
-    reply: Sequence[Any],
-    name: str,
-    requested: SessionStatus,
-    agent_id: str | None,
-) -> None:
-    if code == "not_found":
-        raise SessionNotFound(name)
-    if code == "held":
-        raise SessionHeldByAnother(_text(reply[1]), name)
-    if code == "illegal":
-        raise IllegalTransition(name, SessionStatus(_text(reply[1])), requested)
-    if code == "not_holder":
-        raise NotHolder(name, agent_id or "", _text(reply[1]) or None)
-    raise RuntimeError(f"unexpected reply from the session script: {code!r}")

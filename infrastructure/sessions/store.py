@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from .models import ChatMessage, Session, SessionStatus
+from .models import ChatMessage, Note, Session, SessionStatus
 
 #: How many messages :meth:`SessionStore.messages` returns when not told.
 DEFAULT_MESSAGE_LIMIT = 100
@@ -55,6 +55,15 @@ class SessionStore(Protocol):
     ) -> Session:
         """A side has read the chat (up to the message ``up_to``): the holding agent
         (``unread`` back to 0; ``NotHolder`` for anyone else), or the customer (``None``)."""
+        ...
+
+    async def add_note(self, session_name: str, agent_id: str, content: str) -> Note:
+        """An agent's internal note, kept apart from the transcript (customers never read
+        notes: not on their channel, not in their transcript, not in their export)."""
+        ...
+
+    async def notes(self, session_name: str) -> list[Note]:
+        """The session's notes, oldest first (agents only)."""
         ...
 
     async def recent_waits(self) -> list[int]:

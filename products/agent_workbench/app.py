@@ -5,6 +5,7 @@ from __future__ import annotations
 from infrastructure.config import Settings
 from infrastructure.web.app import create_service_app
 from infrastructure.web.fast_path import ServiceApp
+from products.agent_workbench.canned_routes import router as canned_router
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.routes import fast_routes, router
 
@@ -14,7 +15,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         service="agent_workbench",
         title="Agent workbench",
         description="The agents' side: the live queue, takeover, chat, release.",
-        routers=[router],
+        routers=[router, canned_router],
         fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,

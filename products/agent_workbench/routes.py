@@ -24,7 +24,6 @@ from infrastructure.auth.limits import StreamSlotsDep
 from infrastructure.auth.rate_limit import RateLimitedPrincipal
 from infrastructure.auth.tokens import Role
 from infrastructure.events import NAME_PATTERN
-from infrastructure.record.canned import CannedReplyNotFound, ShortcutTaken
 from infrastructure.sessions import SessionStatus
 from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore
 from infrastructure.web.errors import unprocessable
@@ -35,7 +34,7 @@ from infrastructure.web.record_models import ConversationPage, ReportSummary
 from infrastructure.web.record_routes import RecordDep
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
-from products.agent_workbench.handlers import agents, canned, record, sessions
+from products.agent_workbench.handlers import agents, record, sessions
 from products.agent_workbench.handlers import desk as desk_handlers
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
@@ -46,9 +45,9 @@ from products.agent_workbench.schemas import (
     AgentPublic,
     AgentStatusUpdate,
     AgentToken,
-    CannedReplyCreate,
-    CannedReplyPublic,
     LogoutResult,
+    NoteCreate,
+    NotePublic,
     TransferRequest,
 )
 
@@ -321,48 +320,32 @@ fast_routes = [
 ]
 
 
-# --- canned replies ------------------------------------------------------------------------
-
-
-@router.get("/api/canned-replies", response_model=list[CannedReplyPublic], tags=["canned"])
-async def list_canned(
-    _: CurrentAgent,
-    record: RecordDep,
-    q: Annotated[str, Query(max_length=32, pattern=r"^[a-z0-9_-]*$")] = "",
-) -> list[CannedReplyPublic]:
-    """The team's canned replies by shortcut; ``q`` keeps those whose shortcut starts so."""
-    return [CannedReplyPublic(**asdict(r)) for r in await canned.list_replies(record, q)]
+# --- internal notes ------------------------------------------------------------------------
 
 
 @router.post(
-    "/api/canned-replies", status_code=201, response_model=CannedReplyPublic, tags=["canned"]
+    "/api/sessions/{session_name}/notes",
+    status_code=201,
+    response_model=NotePublic,
+    tags=["sessions"],
 )
-async def create_canned(
-    body: CannedReplyCreate, principal: CurrentAgent, record: RecordDep
-) -> CannedReplyPublic:
-    try:
-        reply = await canned.create(record, body.shortcut, body.content, principal.subject)
-    except ShortcutTaken as exc:
-        raise HTTPException(409, str(exc)) from None
-    return CannedReplyPublic(**asdict(reply))
+async def add_note(
+    session_name: SessionNamePath,
+    body: NoteCreate,
+    principal: CurrentAgent,
+    bus: Bus,
+    store: SessionStore,
+) -> NotePublic:
+    """An internal note: shown to agents in the transcript, never to the customer (not on
+    its channel, in its transcript, its record or its export)."""
+    note = await sessions.add_note(bus, store, session_name, principal.subject, body.content)
+    return NotePublic(**note.model_dump())
 
 
-@router.put("/api/canned-replies/{reply_id}", response_model=CannedReplyPublic, tags=["canned"])
-async def change_canned(
-    reply_id: int, body: CannedReplyCreate, _: CurrentAgent, record: RecordDep
-) -> CannedReplyPublic:
-    try:
-        reply = await canned.change(record, reply_id, body.shortcut, body.content)
-    except ShortcutTaken as exc:
-        raise HTTPException(409, str(exc)) from None
-    except CannedReplyNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    return CannedReplyPublic(**asdict(reply))
-
-
-@router.delete("/api/canned-replies/{reply_id}", status_code=204, tags=["canned"])
-async def delete_canned(reply_id: int, _: CurrentAgent, record: RecordDep) -> None:
-    try:
-        await canned.remove(record, reply_id)
-    except CannedReplyNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+@router.get(
+    "/api/sessions/{session_name}/notes", response_model=list[NotePublic], tags=["sessions"]
+)
+async def list_notes(
+    session_name: SessionNamePath, _: CurrentAgent, store: SessionStore
+) -> list[NotePublic]:
+    return [NotePublic(**n.model_dump()) for n in await store.notes(session_name)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from infrastructure.desk.models import AgentStatus
@@ -78,3 +80,15 @@ class CannedReplyPublic(BaseModel):
     content: str
     created_by: str
     updated_at: int
+
+
+class NoteCreate(_Strict):
+    content: str = Field(min_length=1, max_length=4000)
+
+
+class NotePublic(BaseModel):
+    id: str
+    session_name: str
+    agent_id: str
+    content: str
+    timestamp: datetime

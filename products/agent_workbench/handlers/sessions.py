@@ -18,7 +18,8 @@ from infrastructure.sessions import (
     SessionStatus,
     SessionStore,
 )
-from infrastructure.sessions.notify import publish_message, publish_status
+from infrastructure.sessions.models import Note
+from infrastructure.sessions.notify import publish_message, publish_note, publish_status
 from infrastructure.web.models import SessionPublic
 
 SOURCE = "agent_workbench"
@@ -117,3 +118,13 @@ async def transfer(
     if to_agent_id == agent_id:
         raise ValueError("a chat is transferred to another agent, not to its holder")
     return await desk.transfer(session_name, agent_id, to_agent_id, note)
+
+
+async def add_note(
+    bus: SseBus, store: SessionStore, session_name: str, agent_id: str, text: str
+) -> Note:
+    """An internal note on any session an agent can see: agents read it, customers never."""
+    note = await store.add_note(session_name, agent_id, text)
+    session = await store.get(session_name)
+    await publish_note(bus, note, session.agent_id, SOURCE)
+    return note

@@ -60,7 +60,21 @@ function senderLabel(m) {
   if (m.sender === "customer") return "Customer";
   if (m.sender === "bot") return "Bot";
   if (m.sender === "agent") return m.sender_id === state.agentId ? "You" : `Agent ${m.sender_id}`;
+  if (m.sender === "note") {
+    return `Internal note · ${m.sender_id === state.agentId ? "you" : m.sender_id}`;
+  }
   return "Notice";
+}
+
+/** An internal note as the transcript shows it (agents only; its own colour). */
+function noteMessage(n) {
+  return {
+    id: `note:${n.id || n.note_id}`,
+    sender: "note",
+    sender_id: n.agent_id,
+    content: n.content,
+    timestamp: n.timestamp,
+  };
 }
 
 /** How agents see a customer: the name they gave, else a short session id. */
@@ -376,8 +390,12 @@ function addMessage(name, raw) {
 
 async function loadTranscript(name) {
   try {
-    const messages = await api(`${sessionPath(name)}/messages`);
+    const [messages, notes] = await Promise.all([
+      api(`${sessionPath(name)}/messages`),
+      api(`${sessionPath(name)}/notes`),
+    ]);
     for (const m of messages) addMessage(name, m);
+    for (const n of notes) addMessage(name, noteMessage(n));
   } catch (error) {
     if (name === state.current) $("conv-error").textContent = `Transcript: ${error.message}`;
   }
@@ -443,6 +461,11 @@ async function finish(action) {
 
 async function sendReply(content) {
   const name = state.current;
+  if ($("note-mode").checked) {
+    const note = await api(`${sessionPath(name)}/notes`, { method: "POST", body: { content } });
+    addMessage(name, noteMessage(note));
+    return;
+  }
   const message = await api(`${sessionPath(name)}/messages`, {
     method: "POST",
     body: { agent_id: state.agentId, content },
@@ -542,6 +565,9 @@ function onEvent(envelope) {
       renderTeam();
       break;
     }
+    case "note":
+      if (state.held.has(p.session_name)) addMessage(p.session_name, noteMessage(p));
+      break;
     case "read": {
       const held = state.held.get(p.session_name);
       if (held && p.reader === "customer" && p.up_to) {
@@ -714,6 +740,13 @@ function init() {
   $("release").addEventListener("click", () => finish("release"));
   $("close-chat").addEventListener("click", () => finish("close"));
   $("transfer").addEventListener("click", askTransfer);
+  $("note-mode").addEventListener("change", (event) => {
+    const on = event.target.checked;
+    $("composer").classList.toggle("noting", on);
+    $("reply-input").placeholder = on
+      ? "Internal note for agents… (the customer never sees it)"
+      : "Reply… (Enter sends, Shift+Enter for a new line)";
+  });
   $("presence").addEventListener("change", (event) => setPresence(event.target.value));
   $("alerts").addEventListener("click", async () => {
     await askForAlerts();
