@@ -24,6 +24,7 @@ from infrastructure.sessions.notify import (
     queue_info,
     session_payload,
 )
+from infrastructure.webhooks.emit import emit_webhook
 
 from .base import Desk
 from .models import AgentPresence, AgentStatus, Assignment, PresenceChange, SweepResult
@@ -129,6 +130,9 @@ class DeskService:
                 previous=SessionStatus.AGENT_ACTIVE,
                 previous_agent=closed.agent_id,
             )
+            await emit_webhook(
+                self.bus, "closed", session.session_name, {**session_payload(session), "by": "idle"}
+            )
 
     # --- telling people ---------------------------------------------------------------
 
@@ -144,6 +148,7 @@ class DeskService:
                 session_payload(session),
                 self.source,
             )
+            await emit_webhook(self.bus, "assigned", session.session_name, session_payload(session))
 
     async def _tell_returned(self, returned: Sequence[Assignment], why: str) -> None:
         for chat in returned:

@@ -43,6 +43,7 @@ from infrastructure.web.errors import install_error_handlers
 from infrastructure.web.fast_path import FastRoute, ServiceApp
 from infrastructure.web.shared_routes import fast_routes as shared_fast_routes
 from infrastructure.web.shared_routes import router as shared_router
+from infrastructure.webhooks.emit import attach_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def create_service_app(
         await bus.start()
         sse.set_sse_bus(bus)
         app.state.bus = bus
+        detach_webhooks = attach_webhooks(bus, bus.manager.redis if bus.manager else None, settings)
         app.state.store, close_store = _build_store(bus, settings)
         app.state.desk = _build_desk(bus, app.state.store, settings, service)
         app.state.presence = monitor = DeskMonitor(app.state.desk)
@@ -94,6 +96,7 @@ def create_service_app(
                     yield
         finally:
             restore()
+            detach_webhooks()
             await monitor.stop()
             await bus.stop()
             await close_store()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from infrastructure.config import Settings
 from infrastructure.web.app import create_service_app
 from infrastructure.web.fast_path import ServiceApp
+from infrastructure.webhooks.worker import delivery_worker
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.routes import fast_routes, router
 
@@ -18,4 +19,5 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,
+        extra_lifespan=delivery_worker,
     )

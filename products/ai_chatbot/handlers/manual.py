@@ -22,7 +22,9 @@ from infrastructure.sessions.notify import (
     publish_message,
     publish_status,
     publish_transfer_request,
+    session_payload,
 )
+from infrastructure.webhooks.emit import emit_webhook
 
 SOURCE = "ai_chatbot"
 
@@ -37,6 +39,7 @@ async def manual_escalate(
     session = await store.escalate(session_name, reason)
     await publish_status(bus, store, session, SOURCE, previous=before.status)
     await publish_transfer_request(bus, store, session, SOURCE)
+    await emit_webhook(bus, "escalated", session_name, session_payload(session))
     await desk.queue_changed()
     return await store.get(session_name)
 
