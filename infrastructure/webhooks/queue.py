@@ -218,9 +218,14 @@ class WebhookQueue:
 
 def _flat(entries: Any) -> Any:
     # RESP3 may wrap a stream's entries in one more list.
-    if entries and isinstance(entries, list) and entries and isinstance(entries[0], list):
-        if entries[0] and isinstance(entries[0][0], list):
-            return entries[0]
+    if (
+        isinstance(entries, list)
+        and entries
+        and isinstance(entries[0], list)
+        and entries[0]
+        and isinstance(entries[0][0], list)
+    ):
+        return entries[0]
     return entries
 
 

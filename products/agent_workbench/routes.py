@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from infrastructure.auth.dependencies import (
@@ -30,7 +30,7 @@ from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
-from products.agent_workbench.handlers import agents, sessions
+from products.agent_workbench.handlers import agents, sessions, webhooks
 from products.agent_workbench.handlers import desk as desk_handlers
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
@@ -42,6 +42,7 @@ from products.agent_workbench.schemas import (
     AgentStatusUpdate,
     AgentToken,
     LogoutResult,
+    WebhookStatus,
 )
 
 router = APIRouter()
@@ -84,6 +85,13 @@ async def logout(
 async def list_agents(_: CurrentAgent, desk: Desk) -> list[AgentPublic]:
     """Every agent: presence, chats held, capacity."""
     return [AgentPublic(**asdict(a)) for a in await desk.agents()]
+
+
+@router.get("/api/webhooks/status", response_model=WebhookStatus, tags=["operations"])
+async def webhook_status(_: CurrentAgent, settings: SettingsDep, request: Request) -> WebhookStatus:
+    """Each outgoing webhook's last status and counts, and the deliveries waiting."""
+    worker = getattr(request.app.state, "webhook_worker", None)
+    return await webhooks.webhook_status(settings, worker.queue if worker else None)
 
 
 @router.get("/api/agents/me/sessions", response_model=list[SessionPublic], tags=["agents"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from infrastructure.desk.models import AgentStatus
@@ -53,3 +55,25 @@ class AgentPublic(BaseModel):
 class LogoutResult(BaseModel):
     #: The sessions handed back to the queue.
     handed_back: list[str]
+
+
+class WebhookHookStatus(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    delivered: int
+    failures: int
+    gave_up: int
+    #: Failed attempts since the last success: 0 when the hook is healthy.
+    consecutive_failures: int
+    healthy: bool
+    last_status: str | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+
+
+class WebhookStatus(BaseModel):
+    #: Deliveries waiting (all hooks, all replicas).
+    backlog: int
+    hooks: list[WebhookHookStatus]

@@ -3,7 +3,7 @@ exactly once, signatures that verify, and nothing lost when a worker stops or di
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,9 +22,9 @@ SECRET = "s3cret-for-the-tests-0123"
 
 
 @pytest.fixture
-def receiver() -> AsyncIterator[WebhookReceiver]:
+def receiver() -> Iterator[WebhookReceiver]:
     hook = WebhookReceiver().up()
-    yield hook  # type: ignore[misc]
+    yield hook
     hook.down()
 
 
@@ -117,7 +117,8 @@ async def test_delivered_signed_once_in_order(
         await async_wait_until(count_is(receiver, 15), timeout=15, description="15 deliveries")
         await async_wait_until(backlog_empty(worker), timeout=5, description="all acknowledged")
         log = await worker.queue.log("crm")
-        assert log["delivered"] == "15" and log["last_status"] == "204"
+        assert log["delivered"] == "15"
+        assert log["last_status"] == "204"
     check_all_once_in_order(receiver, sessions, 5)
     assert {r.json["type"] for r in receiver.snapshot()} == {"message"}
 
@@ -134,7 +135,8 @@ async def test_a_failing_receiver_holds_back_later_events_of_the_session(
         assert receiver.snapshot() == []
         assert worker.stats.outcomes[("crm", "failed")] >= 6
         log = await worker.queue.log("crm")
-        assert log["last_status"] == "503" and int(log["consecutive_failures"]) >= 6
+        assert log["last_status"] == "503"
+        assert int(log["consecutive_failures"]) >= 6
         receiver.failing = None
         await async_wait_until(count_is(receiver, 8), timeout=15, description="8 deliveries")
     check_all_once_in_order(receiver, ["a", "b"], 4)
@@ -179,9 +181,10 @@ async def test_a_live_consumer_keeps_its_entries_a_dead_ones_are_claimed(
             # Longer than WEBHOOK_CLAIM_IDLE_SECONDS with both alive: nothing changes hands
             # (each keeps refreshing what it holds), and the session order holds across them.
             await async_wait_until(
-                lambda: receiver.refused >= 40, timeout=20, description="a few seconds of failures"
+                lambda: receiver.refused >= 60, timeout=20, description="a few seconds of failures"
             )
-            assert alive.stats.claimed == 0 and doomed.stats.claimed == 0
+            assert alive.stats.claimed == 0
+            assert doomed.stats.claimed == 0
         # "doomed" is gone (its task cancelled: no more refreshes) with entries pending.
         receiver.failing = None
         await async_wait_until(count_is(receiver, 12), timeout=20, description="12 deliveries")
