@@ -66,7 +66,7 @@ def journey(http: httpx.Client, d: Deployment, agent: str) -> str:
         f"{d.chatbot}/api/sessions/{name}/rating", json={"score": 5}, headers=customer
     )
     assert rated.status_code == 201, rated.text
-    return name
+    return str(name)
 
 
 def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
@@ -101,7 +101,7 @@ def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
 
         def drained() -> bool:
             status = http.get(f"{d.workbench}/api/webhooks/status", headers=staff).json()
-            return status["backlog"] == 0 and status["hooks"][0]["healthy"]
+            return bool(status["backlog"] == 0 and status["hooks"][0]["healthy"])
 
         wait_until(drained, timeout=10, description="an empty backlog and a healthy hook")
         metrics = http.get(f"{d.workbench}/metrics").text
