@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
 from infrastructure.config import Settings
+from infrastructure.hours.opening import opening_notices
 from infrastructure.web.app import create_service_app
 from infrastructure.web.fast_path import ServiceApp
 from infrastructure.webhooks.worker import delivery_worker
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.routes import fast_routes, router
+
+
+@asynccontextmanager
+async def background(app: FastAPI) -> AsyncIterator[None]:
+    """The workbench's own work: webhook deliveries, the notice when hours begin."""
+    async with delivery_worker(app), opening_notices(app):
+        yield
 
 
 def create_app(settings: Settings | None = None) -> ServiceApp:
@@ -19,5 +32,5 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,
-        extra_lifespan=delivery_worker,
+        extra_lifespan=background,
     )

@@ -30,7 +30,7 @@ from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
-from products.agent_workbench.handlers import agents, sessions, webhooks
+from products.agent_workbench.handlers import agents, hours, sessions, webhooks
 from products.agent_workbench.handlers import desk as desk_handlers
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
@@ -92,6 +92,22 @@ async def webhook_status(_: CurrentAgent, settings: SettingsDep, request: Reques
     """Each outgoing webhook's last status and counts, and the deliveries waiting."""
     worker = getattr(request.app.state, "webhook_worker", None)
     return await webhooks.webhook_status(settings, worker.queue if worker else None)
+
+
+@router.get("/api/left-messages", tags=["sessions"])
+async def left_messages(_: CurrentAgent, bus: Bus) -> list[dict[str, object]]:
+    """Messages customers left out of hours, oldest first, until one is marked done."""
+    return await hours.waiting(bus)
+
+
+@router.post("/api/left-messages/{session_name}/done", tags=["sessions"])
+async def left_message_done(
+    session_name: SessionNamePath, _: CurrentAgent, bus: Bus
+) -> dict[str, str]:
+    """Handled: it leaves the list (404 when there is none for that session)."""
+    if not await hours.done(bus, session_name):
+        raise HTTPException(404, f"no message left for session {session_name!r}")
+    return {"session_name": session_name, "status": "done"}
 
 
 @router.get("/api/agents/me/sessions", response_model=list[SessionPublic], tags=["agents"])

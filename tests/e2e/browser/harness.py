@@ -8,7 +8,7 @@ import json
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +72,9 @@ class Stack:
 
 
 @contextmanager
-def start_stack(redis_server: RedisServer) -> Iterator[Stack]:
+def start_stack(
+    redis_server: RedisServer, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
     env = {
         "REDIS_URL": redis_server.url,
         "USE_REDIS_SSE": "true",
@@ -89,6 +91,7 @@ def start_stack(redis_server: RedisServer) -> Iterator[Stack]:
         "LOG_LEVEL": "WARNING",
         # The page tests pick chats from the queue by hand.
         "ASSIGNMENT_MODE": "manual",
+        **(extra_env or {}),
     }
     chatbot = ServiceProcess(CHATBOT_APP, env=env)
     workbench = ServiceProcess(WORKBENCH_APP, env=env)
