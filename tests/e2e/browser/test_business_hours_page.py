@@ -30,7 +30,10 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 def closed_now() -> tuple[dict[str, object], datetime]:
     """Hours that are closed now, whatever the day: open only three days from today."""
     opening_day = (datetime.now(UTC) + timedelta(days=3)).date()
-    hours = {"timezone": "UTC", "weekly": {DAYS[opening_day.weekday()]: [["09:00", "18:00"]]}}
+    hours: dict[str, object] = {
+        "timezone": "UTC",
+        "weekly": {DAYS[opening_day.weekday()]: [["09:00", "18:00"]]},
+    }
     return hours, datetime(opening_day.year, opening_day.month, opening_day.day, 9, tzinfo=UTC)
 
 
