@@ -70,7 +70,7 @@ def test_out_of_hours_the_customer_leaves_a_message(
         expect(customer.locator('#log li[data-sender="customer"]')).to_have_count(0)
         customer.get_by_label("Name · 姓名").fill("Mei")
         customer.get_by_label("Email or phone").fill("mei@example.com")
-        customer.get_by_label("Your message · 留言").fill("My parcel A-17 never came.")
+        customer.get_by_label("Message · 留言").fill("My parcel A-17 never came.")
         customer.get_by_role("button", name=re.compile("Leave a message")).click()
         expect(customer.locator("#leave-thanks")).to_be_visible()
         left = customer.locator('#log li[data-sender="customer"]')
