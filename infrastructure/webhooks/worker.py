@@ -71,6 +71,7 @@ class DeliveryWorker:
         self._last_claim = float("-inf")
         self._last_refresh = float("-inf")
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- life ---
 
@@ -78,6 +79,9 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
 
     async def stop(self) -> None:
+        # A flag as well as the cancellation: redis-py may swallow a CancelledError that
+        # lands in a blocking read (XREADGROUP BLOCK), and the loop must end all the same.
+        self._stopping = True
         tasks = [t for t in (self._task, *self._sending) if t is not None]
         for task in tasks:
             task.cancel()
@@ -88,10 +92,10 @@ class DeliveryWorker:
 
     async def _run(self) -> None:
         pause = 0.05
-        while True:
+        while not self._stopping:
             try:
                 await self.queue.ensure_group()
-                while True:
+                while not self._stopping:
                     await self.round()
                     pause = 0.05
             except (RedisError, OSError) as error:

@@ -3,6 +3,7 @@ exactly once, signatures that verify, and nothing lost when a worker stops or di
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -190,3 +191,22 @@ async def test_a_live_consumer_keeps_its_entries_a_dead_ones_are_claimed(
         await async_wait_until(count_is(receiver, 12), timeout=20, description="12 deliveries")
         assert alive.stats.claimed >= 1
     check_all_once_in_order(receiver, ["a", "b", "c", "d"], 3)
+
+
+async def test_a_busy_worker_stops_at_once(
+    make_settings: Callable[..., Settings], receiver: WebhookReceiver
+) -> None:
+    """Stopped in the middle of its work (a blocking read, deliveries on their way), the
+    worker ends: a replica's shutdown is never held up by it."""
+    settings = make_settings()
+    client = aioredis.Redis.from_url(settings.REDIS_URL)
+    async with outbox(settings) as box, httpx.AsyncClient(timeout=1) as http:
+        worker = DeliveryWorker(WebhookQueue(client, settings), settings, http, "busy")
+        worker.start()
+        await produce(box, ["a", "b"], 3)
+        await asyncio.wait_for(worker.stop(), timeout=5)
+    await client.aclose()
+    # What it had not finished waits in the queue for the next consumer (a delivery
+    # received but not yet acknowledged too: at least once).
+    async with outbox(settings) as box:
+        assert 6 - len(receiver.snapshot()) <= await box.queue.backlog() <= 6
