@@ -16,6 +16,9 @@ from dotenv import dotenv_values
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infrastructure.hours.model import BusinessHours
+from infrastructure.webhooks.models import WebhookConfig, check_unique_ids
+
 #: Shipped so that development works out of the box; the services warn loudly
 #: and ``/readyz`` says so while it is in use.
 DEVELOPMENT_AUTH_SECRET = "dev-insecure-secret-change-me-0123456789abcdef"
@@ -140,6 +143,25 @@ class Settings(BaseSettings):
     #: How often the retention purge runs.
     RECORD_PURGE_INTERVAL_SECONDS: float = Field(default=3600.0, gt=0)
 
+    # --- Outgoing webhooks (infrastructure/webhooks) ---
+    #: JSON list of ``{"url", "secret", "events": [...], "id"?}``; event types among
+    #: escalated, assigned, transferred, closed, rated, message. Needs ``USE_REDIS_SSE``.
+    WEBHOOKS: list[WebhookConfig] = Field(default_factory=list)
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    #: The first retry's delay, doubled at each failure up to the maximum.
+    WEBHOOK_BACKOFF_MIN_SECONDS: float = Field(default=5.0, gt=0)
+    WEBHOOK_BACKOFF_MAX_SECONDS: float = Field(default=3600.0, gt=0)
+    #: A delivery failing this long after its event is given up.
+    WEBHOOK_MAX_AGE_SECONDS: float = Field(default=86_400.0, gt=0)
+    #: A delivery pending this long in a consumer that stopped refreshing it (a dead
+    #: replica) is taken over by another.
+    WEBHOOK_CLAIM_IDLE_SECONDS: float = Field(default=60.0, gt=0)
+
+    # --- Business hours (infrastructure/hours) ---
+    #: ``{"timezone": "Asia/Shanghai", "weekly": {"mon": [["09:00", "18:00"]], ...},
+    #: "holidays": ["2026-12-25"]}``; unset: always open.
+    BUSINESS_HOURS: BusinessHours | None = None
+
     @model_validator(mode="after")
     def _presence_outlives_a_tick(self) -> Settings:
         # Entries refreshed every tick must live longer than a tick, or every agent would
@@ -148,6 +170,22 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"PRESENCE_TTL_SECONDS ({self.PRESENCE_TTL_SECONDS}) must be greater than "
                 f"DESK_TICK_SECONDS ({self.DESK_TICK_SECONDS}); three ticks or more is safe"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_are_deliverable(self) -> Settings:
+        check_unique_ids(self.WEBHOOKS)
+        if self.WEBHOOKS and not self.USE_REDIS_SSE:
+            raise ValueError(
+                "WEBHOOKS needs USE_REDIS_SSE=true: deliveries wait in a queue in Redis "
+                "(memory mode has no durable queue)"
+            )
+        if self.WEBHOOK_CLAIM_IDLE_SECONDS <= 2 * self.WEBHOOK_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"WEBHOOK_CLAIM_IDLE_SECONDS ({self.WEBHOOK_CLAIM_IDLE_SECONDS}) must be more "
+                f"than twice WEBHOOK_TIMEOUT_SECONDS ({self.WEBHOOK_TIMEOUT_SECONDS}), or a slow "
+                "delivery would be taken over while it is on its way"
             )
         return self
 

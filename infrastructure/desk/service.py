@@ -24,6 +24,7 @@ from infrastructure.sessions.notify import (
     queue_info,
     session_payload,
 )
+from infrastructure.webhooks.emit import emit_webhook
 
 from .base import Desk
 from .models import AgentPresence, AgentStatus, Assignment, PresenceChange, SweepResult
@@ -104,6 +105,13 @@ class DeskService:
             {**session_payload(session), "transferred_from": from_agent, "note": note or None},
             self.source,
         )
+        # (The note is for agents: a webhook carries who handed the chat to whom.)
+        await emit_webhook(
+            self.bus,
+            "transferred",
+            session_name,
+            {**session_payload(session), "from_agent_id": from_agent, "to_agent_id": to_agent},
+        )
         return session
 
     async def to_queue(self, session_name: str, agent_id: str) -> Session:
@@ -158,6 +166,9 @@ class DeskService:
                 previous=SessionStatus.AGENT_ACTIVE,
                 previous_agent=closed.agent_id,
             )
+            await emit_webhook(
+                self.bus, "closed", session.session_name, {**session_payload(session), "by": "idle"}
+            )
 
     # --- telling people ---------------------------------------------------------------
 
@@ -173,6 +184,7 @@ class DeskService:
                 session_payload(session),
                 self.source,
             )
+            await emit_webhook(self.bus, "assigned", session.session_name, session_payload(session))
 
     async def _tell_returned(self, returned: Sequence[Assignment], why: str) -> None:
         for chat in returned:

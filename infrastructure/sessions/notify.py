@@ -19,6 +19,7 @@ from infrastructure.bus.api import SseBus
 from infrastructure.events import EventType, Target
 from infrastructure.sessions.models import ChatMessage, Note, Session, SessionStatus
 from infrastructure.sessions.store import SessionStore
+from infrastructure.webhooks.emit import emit_webhook
 
 
 def session_payload(session: Session, position: int | None = None) -> dict[str, Any]:
@@ -137,6 +138,7 @@ async def publish_message(
     await bus.publish(Target.session(message.session_name), EventType.NEW_MESSAGE, payload, source)
     if holder:
         await bus.publish(Target.agent(holder), EventType.NEW_MESSAGE, payload, source)
+    await emit_webhook(bus, "message", message.session_name, payload)
 
 
 async def publish_read(

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from infrastructure.auth.dependencies import (
@@ -34,7 +34,7 @@ from infrastructure.web.record_models import ConversationPage, ReportSummary
 from infrastructure.web.record_routes import RecordDep
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
-from products.agent_workbench.handlers import agents, record, sessions
+from products.agent_workbench.handlers import agents, hours, record, sessions, webhooks
 from products.agent_workbench.handlers import desk as desk_handlers
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.schemas import (
@@ -49,6 +49,7 @@ from products.agent_workbench.schemas import (
     NoteCreate,
     NotePublic,
     TransferRequest,
+    WebhookStatus,
 )
 
 router = APIRouter()
@@ -150,6 +151,29 @@ async def logout(
 async def list_agents(_: CurrentAgent, desk: Desk) -> list[AgentPublic]:
     """Every agent: presence, chats held, capacity."""
     return [AgentPublic(**asdict(a)) for a in await desk.agents()]
+
+
+@router.get("/api/webhooks/status", response_model=WebhookStatus, tags=["operations"])
+async def webhook_status(_: CurrentAgent, settings: SettingsDep, request: Request) -> WebhookStatus:
+    """Each outgoing webhook's last status and counts, and the deliveries waiting."""
+    worker = getattr(request.app.state, "webhook_worker", None)
+    return await webhooks.webhook_status(settings, worker.queue if worker else None)
+
+
+@router.get("/api/left-messages", tags=["sessions"])
+async def left_messages(_: CurrentAgent, bus: Bus) -> list[dict[str, object]]:
+    """Messages customers left out of hours, oldest first, until one is marked done."""
+    return await hours.waiting(bus)
+
+
+@router.post("/api/left-messages/{session_name}/done", tags=["sessions"])
+async def left_message_done(
+    session_name: SessionNamePath, _: CurrentAgent, bus: Bus
+) -> dict[str, str]:
+    """Handled: it leaves the list (404 when there is none for that session)."""
+    if not await hours.done(bus, session_name):
+        raise HTTPException(404, f"no message left for session {session_name!r}")
+    return {"session_name": session_name, "status": "done"}
 
 
 @router.get("/api/agents/me/sessions", response_model=list[SessionPublic], tags=["agents"])

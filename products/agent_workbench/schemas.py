@@ -92,3 +92,25 @@ class NotePublic(BaseModel):
     agent_id: str
     content: str
     timestamp: datetime
+
+
+class WebhookHookStatus(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    delivered: int
+    failures: int
+    gave_up: int
+    #: Failed attempts since the last success: 0 when the hook is healthy.
+    consecutive_failures: int
+    healthy: bool
+    last_status: str | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    last_success_at: datetime | None
+
+
+class WebhookStatus(BaseModel):
+    #: Deliveries waiting (all hooks, all replicas).
+    backlog: int
+    hooks: list[WebhookHookStatus]

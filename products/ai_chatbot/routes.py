@@ -29,13 +29,14 @@ from infrastructure.web.deps import Bus, Desk, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.limits import check_message_size
 from infrastructure.web.models import MessagePublic, SessionPublic
-from products.ai_chatbot.handlers import manual, messages, sessions
+from products.ai_chatbot.handlers import hours, manual, messages, sessions
 from products.ai_chatbot.paths import STATIC_DIR
 from products.ai_chatbot.responders.base import Responder, wants_human
 from products.ai_chatbot.schemas import (
     CallbackRequest,
     CustomerMessageAccepted,
     EscalateRequest,
+    LeaveMessage,
     ManualMessage,
     MessageCreate,
     RatingCreate,
@@ -181,3 +182,27 @@ async def rate(
     require_role(principal, Role.CUSTOMER)
     require_session_access(principal, session_name)
     return SessionPublic.of(await sessions.rate(bus, store, session_name, body.score, body.comment))
+
+
+@router.post(
+    "/api/sessions/{session_name}/leave-message",
+    status_code=201,
+    response_model=MessagePublic,
+    tags=["sessions"],
+)
+async def leave_message(
+    session_name: SessionNamePath,
+    body: LeaveMessage,
+    principal: RateLimitedPrincipal,
+    bus: Bus,
+    store: SessionStore,
+    settings: SettingsDep,
+) -> MessagePublic:
+    """Out of hours (转人工 says when we open): a message for the agents, kept in the
+    transcript; agents see it waiting, and are told again when hours begin."""
+    require_role(principal, Role.CUSTOMER)
+    require_session_access(principal, session_name)
+    check_message_size(settings, body.text)
+    return MessagePublic.of(
+        await hours.leave_message(bus, store, session_name, body.name, body.contact, body.text)
+    )

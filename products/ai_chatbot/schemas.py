@@ -72,3 +72,11 @@ __all__ = [
 class RatingCreate(_Strict):
     score: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
     comment: str | None = Field(default=None, max_length=2000)
+
+
+class LeaveMessage(_Strict):
+    """Out of hours: what the customer leaves for the agents."""
+
+    name: str = Field(min_length=1, max_length=100)
+    contact: str = Field(min_length=1, max_length=200, description="an email or phone number")
+    text: str = Field(min_length=1)

@@ -19,8 +19,14 @@ from infrastructure.sessions import (
     SessionStore,
 )
 from infrastructure.sessions.models import Note
-from infrastructure.sessions.notify import publish_message, publish_note, publish_status
+from infrastructure.sessions.notify import (
+    publish_message,
+    publish_note,
+    publish_status,
+    session_payload,
+)
 from infrastructure.web.models import SessionPublic
+from infrastructure.webhooks.emit import emit_webhook
 
 SOURCE = "agent_workbench"
 
@@ -62,6 +68,7 @@ async def takeover(desk: DeskService, session_name: str, agent_id: str) -> Sessi
     if before.status is not SessionStatus.AGENT_ACTIVE:
         # The customer sees "agent <id> joined"; those behind in the queue move up.
         await publish_status(bus, store, session, SOURCE, previous=before.status)
+        await emit_webhook(bus, "assigned", session_name, session_payload(session))
         await desk.queue_changed()
     return session
 
@@ -89,6 +96,7 @@ async def close(desk: DeskService, session_name: str, agent_id: str) -> Session:
     await publish_status(
         bus, store, session, SOURCE, previous=before.status, previous_agent=before.agent_id
     )
+    await emit_webhook(bus, "closed", session_name, {**session_payload(session), "by": agent_id})
     await desk.queue_changed()
     return session
 

@@ -9,8 +9,12 @@ status change; it is checked and published like any other.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 from infrastructure.bootstrap.sse import SseBus
 from infrastructure.desk.service import DeskService
+from infrastructure.hours.service import tell_out_of_hours
 from infrastructure.sessions import (
     ChatMessage,
     SenderRole,
@@ -22,21 +26,31 @@ from infrastructure.sessions.notify import (
     publish_message,
     publish_status,
     publish_transfer_request,
+    session_payload,
 )
+from infrastructure.webhooks.emit import emit_webhook
 
 SOURCE = "ai_chatbot"
+_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 async def manual_escalate(
-    desk: DeskService, session_name: str, reason: str | None = None
+    desk: DeskService, session_name: str, reason: str | None = None, now: datetime | None = None
 ) -> Session:
     """The customer waits for an agent: every agent hears of it, and (in ``auto`` mode) the
-    least busy online agent gets it at once."""
+    least busy online agent gets it at once. Outside ``BUSINESS_HOURS`` the bot answers
+    with the next opening time and offers to leave a message; the session stays as it was."""
     bus, store = desk.bus, desk.store
+    hours, now = desk.settings.BUSINESS_HOURS, now or datetime.now(UTC)
+    if hours is not None and not hours.is_open(now):
+        chinese = bool(_CJK.search(reason or ""))
+        await tell_out_of_hours(bus, store, session_name, hours, now, chinese, SOURCE)
+        return await store.get(session_name)
     before = await store.get(session_name)
     session = await store.escalate(session_name, reason)
     await publish_status(bus, store, session, SOURCE, previous=before.status)
     await publish_transfer_request(bus, store, session, SOURCE)
+    await emit_webhook(bus, "escalated", session_name, session_payload(session))
     await desk.queue_changed()
     return await store.get(session_name)
 

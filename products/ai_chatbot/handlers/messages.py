@@ -26,6 +26,11 @@ class CustomerMessageResult:
     escalated: bool = False
 
 
+def _waits(status: SessionStatus) -> bool:
+    """Escalated: in the queue or with an agent (out of hours it stays where it was)."""
+    return status in (SessionStatus.WAITING_AGENT, SessionStatus.AGENT_ACTIVE)
+
+
 async def customer_message(
     desk: DeskService, responder: Responder, session_name: str, content: str
 ) -> CustomerMessageResult:
@@ -35,7 +40,7 @@ async def customer_message(
         # Back after leaving the queue: they still want a human (at the queue's tail).
         message = await manual_message(bus, store, session_name, content)
         escalated = await manual_escalate(desk, session_name, reason=content[:200])
-        return CustomerMessageResult(message, escalated.status, escalated=True)
+        return CustomerMessageResult(message, escalated.status, escalated=_waits(escalated.status))
     if session.status is not SessionStatus.AI:
         message = await manual_message(bus, store, session_name, content)
         return CustomerMessageResult(message, session.status)
@@ -46,7 +51,7 @@ async def customer_message(
     await publish_message(bus, message, SOURCE)
     if wants_human(content):
         escalated = await manual_escalate(desk, session_name, reason=content[:200])
-        return CustomerMessageResult(message, escalated.status, escalated=True)
+        return CustomerMessageResult(message, escalated.status, escalated=_waits(escalated.status))
 
     history = await store.messages(session_name, limit=HISTORY_FOR_BOT)
     parts: list[str] = []

@@ -10,6 +10,7 @@ from infrastructure.config import Settings
 from infrastructure.events import Target
 from infrastructure.sessions import Session, SessionStore
 from infrastructure.web.models import SessionPublic
+from infrastructure.webhooks.emit import emit_webhook
 from products.ai_chatbot.handlers.manual import SOURCE
 
 
@@ -36,15 +37,12 @@ async def rate(
 ) -> Session:
     """The customer rates a closed chat, once; the agents hear of it."""
     session = await store.rate(session_name, score, comment)
-    await bus.publish(
-        Target.broadcast(),
-        "rated",
-        {
-            "session_name": session_name,
-            "display_name": session.display_name,
-            "score": score,
-            "comment": session.rating_comment,
-        },
-        SOURCE,
-    )
+    rating = {
+        "session_name": session_name,
+        "display_name": session.display_name,
+        "score": score,
+        "comment": session.rating_comment,
+    }
+    await bus.publish(Target.broadcast(), "rated", rating, SOURCE)
+    await emit_webhook(bus, "rated", session_name, rating)
     return session

@@ -22,4 +22,4 @@ def build_responder(settings: Settings, http_client: httpx.AsyncClient) -> Respo
             model=settings.OPENAI_MODEL,
             http=http_client,
         )
-    return FaqResponder()
+    return FaqResponder(settings.BUSINESS_HOURS)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
+from infrastructure.hours.model import BusinessHours
+from infrastructure.hours.service import opening_text
 from infrastructure.sessions.models import ChatMessage, Session
 
 from .base import wants_human
@@ -65,9 +68,9 @@ FAQS: Final = (
         "opening_hours",
         "营业时间|几点|上班时间|工作时间|营业",
         r"hours|open(?:ing)?\s+(?:hours|times?|today)|when\s+(?:are|do)\s+you\s+(?:open|close)",
-        "营业时间：人工客服每天 9:00-21:00 在线；智能客服 24 小时为您服务。",
-        "Opening hours: our human agents are available every day from 9:00 to 21:00; "
-        "this assistant is here around the clock.",
+        # Written from BUSINESS_HOURS: see FaqResponder.hours_answer.
+        "营业时间：人工客服 24 小时在线；智能客服 24 小时为您服务。",
+        "Opening hours: our human agents are available around the clock, and so is this assistant.",
     ),
     _faq(
         "greeting",
@@ -98,7 +101,16 @@ class FaqResponder:
     """Answers from :data:`FAQS` in the customer's language (Chinese when the
     message contains Chinese characters), otherwise a fallback that says how to
     reach a human. The chat handler escalates on :func:`wants_human` itself; if
-    it asks anyway, the bot acknowledges the handoff."""
+    it asks anyway, the bot acknowledges the handoff. The answer about opening hours is
+    written from ``BUSINESS_HOURS`` (``hours``; None: always open) at ``clock()``'s time."""
+
+    def __init__(
+        self,
+        hours: BusinessHours | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.hours = hours
+        self.clock = clock
 
     def answer(self, text: str) -> str:
         chinese = _is_chinese(text)
@@ -106,8 +118,29 @@ class FaqResponder:
             return HANDOFF_ZH if chinese else HANDOFF_EN
         for faq in FAQS:
             if faq.pattern.search(text):
+                if faq.topic == "opening_hours" and self.hours is not None:
+                    return self.hours_answer(self.hours, chinese)
                 return faq.zh if chinese else faq.en
         return FALLBACK_ZH if chinese else FALLBACK_EN
+
+    def hours_answer(self, hours: BusinessHours, chinese: bool) -> str:
+        now = self.clock()
+        weekly = hours.describe(chinese)
+        if hours.is_open(now):
+            state = "现在人工客服在线。" if chinese else "Our agents are available now."
+        else:
+            when = opening_text(hours, hours.next_opening(now), chinese)
+            state = (
+                f"现在是非工作时间，下次开始服务：{when}。"
+                if chinese
+                else f"We are closed now; we open again on {when}."
+            )
+        if chinese:
+            return f"营业时间：人工客服 {weekly}。{state}智能客服 24 小时为您服务。"
+        return (
+            f"Opening hours: our human agents work {weekly}. {state} "
+            "This assistant is here around the clock."
+        )
 
     async def reply(
         self, session: Session, history: list[ChatMessage], text: str

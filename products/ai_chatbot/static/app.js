@@ -272,6 +272,9 @@ function onEvent(envelope) {
         renderStatus();
       }
       break;
+    case "out_of_hours":
+      showLeaveMessage(payload);
+      break;
     case "reset":
       // The server could not replay what we missed: fetch the truth again.
       refresh();
@@ -446,6 +449,55 @@ async function escalate() {
   }
 }
 
+// --- Out of hours: leave a message ----------------------------------------------------
+
+function showLeaveMessage(payload) {
+  const form = $("leave-message");
+  const opens = payload.next_opening ? new Date(payload.next_opening) : null;
+  $("leave-opening").textContent = opens
+    ? `We open again on ${opens.toLocaleString([], {
+        weekday: "short",
+        day: "numeric",
+        month: "short",
+        hour: "2-digit",
+        minute: "2-digit",
+      })}. Leave a message and we will get back to you.`
+    : "Leave a message and we will get back to you.";
+  if (form.hidden) {
+    form.hidden = false;
+    $("leave-fields").hidden = false;
+    $("leave-opening").hidden = false;
+    $("leave-thanks").hidden = true;
+    $("leave-send").disabled = false;
+    $("leave-name").focus();
+  }
+  renderStatus();
+}
+
+async function sendLeftMessage(event) {
+  event.preventDefault();
+  const body = {
+    name: $("leave-name").value.trim(),
+    contact: $("leave-contact").value.trim(),
+    text: $("leave-text").value.trim(),
+  };
+  if (!body.name || !body.contact || !body.text) {
+    showError("Please fill in your name, how to reach you and your message.");
+    return;
+  }
+  $("leave-send").disabled = true;
+  try {
+    addMessage(await api(`${sessionPath()}/leave-message`, { method: "POST", body }));
+    $("leave-fields").hidden = true; // the message is in the transcript now
+    $("leave-opening").hidden = true;
+    $("leave-thanks").hidden = false;
+    showError("");
+  } catch (error) {
+    $("leave-send").disabled = false;
+    showError(`Message not sent: ${error.message}`);
+  }
+}
+
 // --- Rating ---------------------------------------------------------------------------
 
 function renderStars() {
@@ -490,6 +542,7 @@ function init() {
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && readUpTo) readSoon(readUpTo);
   });
+  $("leave-message").addEventListener("submit", sendLeftMessage);
   for (const star of $("rating").querySelectorAll(".star")) {
     star.addEventListener("click", () => {
       if (state.rated) return;

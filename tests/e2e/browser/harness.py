@@ -9,7 +9,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +73,9 @@ class Stack:
 
 
 @contextmanager
-def start_stack(redis_server: RedisServer) -> Iterator[Stack]:
+def start_stack(
+    redis_server: RedisServer, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
     env = {
         "REDIS_URL": redis_server.url,
         "USE_REDIS_SSE": "true",
@@ -90,6 +92,7 @@ def start_stack(redis_server: RedisServer) -> Iterator[Stack]:
         "LOG_LEVEL": "WARNING",
         # The page tests pick chats from the queue by hand.
         "ASSIGNMENT_MODE": "manual",
+        **(extra_env or {}),
     }
     # The record (issue 21): one SQLite file both services share.
     record_dir = Path(tempfile.mkdtemp(prefix="record-"))
