@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from infrastructure.bus.api import BusStats, SseBus
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
     from infrastructure.desk.monitor import DeskMonitor
     from infrastructure.desk.service import DeskService
     from infrastructure.sessions import SessionStore
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(eq=False)
@@ -52,6 +57,7 @@ class Container:
     desk: DeskService | None = None
     presence: DeskMonitor | None = None
     started: bool = False
+    _detach_webhooks: Callable[[], None] = field(default=_nothing, init=False, repr=False)
 
     @property
     def manager(self) -> RedisSseManager | None:
@@ -64,10 +70,16 @@ class Container:
         if not self.started:
             self.started = True
             await self.bus.start()
+            if self.desk is not None:
+                from infrastructure.webhooks.emit import attach_webhooks
+
+                # A service's outgoing webhooks ride on its bus (WEBHOOKS set, Redis mode).
+                self._detach_webhooks = attach_webhooks(self.bus, self.pool, self.settings)
             if self.presence is not None:
                 self.presence.start()
 
     async def close(self) -> None:
+        self._detach_webhooks()
         if self.presence is not None:
             await self.presence.stop()
         await self.bus.stop()

@@ -39,7 +39,6 @@ from infrastructure.web.fast_path import FastRoute, ServiceApp
 from infrastructure.web.record_routes import router as record_router
 from infrastructure.web.shared_routes import fast_routes as shared_fast_routes
 from infrastructure.web.shared_routes import router as shared_router
-from infrastructure.webhooks.emit import attach_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +90,6 @@ def create_service_app(
             archiver_sources(settings, redis_mode, log) if archives else (None, None)
         )
         app.state.record = await open_record(settings, source, thread_source)
-        # Outgoing webhooks: an outbox for this process's bus when hooks are configured.
-        detach_webhooks = attach_webhooks(container.bus, container.pool, settings)
         restore = _end_streams_on_signal(container.bus)
         _tune_gc(settings)
         try:
@@ -103,7 +100,6 @@ def create_service_app(
                     yield
         finally:
             restore()
-            detach_webhooks()
             await app.state.record.stop()
             await shutdown_redis_sse(container)
 
