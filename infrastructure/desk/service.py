@@ -153,18 +153,8 @@ class DeskService:
             )
         minutes = round(self.settings.SESSION_IDLE_CLOSE_SECONDS / 60)
         for closed in result.idle_closed:
-            await self._system_message(
-                closed.session_name,
-                f"This chat was closed after {minutes} minutes without a message.",
-            )
-            session = await self.store.get(closed.session_name)
-            await publish_status(
-                self.bus,
-                self.store,
-                session,
-                self.source,
-                previous=SessionStatus.AGENT_ACTIVE,
-                previous_agent=closed.agent_id,
+            session = await self._agent_gone(
+                closed, f"This chat was closed after {minutes} minutes without a message."
             )
             await emit_webhook(
                 self.bus, "closed", session.session_name, {**session_payload(session), "by": "idle"}
@@ -190,18 +180,22 @@ class DeskService:
         for chat in returned:
             position = await self.store.queue_position(chat.session_name)
             place = f" You are number {position} in the queue." if position else ""
-            await self._system_message(
-                chat.session_name, f"{why}{place} Another agent will be with you shortly."
-            )
-            session = await self.store.get(chat.session_name)
-            await publish_status(
-                self.bus,
-                self.store,
-                session,
-                self.source,
-                previous=SessionStatus.AGENT_ACTIVE,
-                previous_agent=chat.agent_id,
-            )
+            await self._agent_gone(chat, f"{why}{place} Another agent will be with you shortly.")
+
+    async def _agent_gone(self, chat: Assignment, text: str) -> Session:
+        """A chat its agent no longer holds: the customer reads why in the transcript, both
+        pages hear the new status."""
+        await self._system_message(chat.session_name, text)
+        session = await self.store.get(chat.session_name)
+        await publish_status(
+            self.bus,
+            self.store,
+            session,
+            self.source,
+            previous=SessionStatus.AGENT_ACTIVE,
+            previous_agent=chat.agent_id,
+        )
+        return session
 
     async def _system_message(self, session_name: str, text: str) -> None:
         message = await self.store.append_message(
