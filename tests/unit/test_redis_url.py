@@ -69,7 +69,3 @@ def test_cluster_is_refused_at_start_as_not_yet_built() -> None:
     with pytest.raises(ValidationError, match="redis\\+cluster:// is not supported yet"):
         Settings(_env_file=None, REDIS_URL="redis+cluster://a:7000")
 
-
-def test_replica_ack_timeout_must_fit_in_the_socket_timeout() -> None:
-    with pytest.raises(ValidationError, match="REDIS_REPLICA_ACK_TIMEOUT_MS"):
-        Settings(_env_file=None, REDIS_REPLICA_ACK_TIMEOUT_MS=3000, REDIS_SOCKET_TIMEOUT_SECONDS=2)
