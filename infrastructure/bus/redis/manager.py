@@ -13,7 +13,9 @@
   resubscribes every channel, catches each channel up from its Stream
   (:mod:`~infrastructure.bus.redis.recovery`) and then writes the
   :mod:`~infrastructure.bus.redis.outbox`: events published here while Redis was
-  unreachable, which local listeners already received.
+  unreachable, which local listeners already received. Where Redis is (Sentinel),
+  and whether the subscription still delivers, is
+  :mod:`~infrastructure.bus.redis.topology`'s watch, which restarts the subscriber.
 
 redis-py's PubSub is not used: its retry layer would reconnect silently and
 resubscribe only what it tracked itself.
@@ -206,8 +208,7 @@ class RedisSseManager:
         body = as_body(message)
         uid = self._publisher.next_uid()
         attempted = False
-        #: On the primary and published, but not on enough replicas (not acknowledged).
-        unconfirmed = False
+        unconfirmed = False  # on the primary, not on enough replicas
         if self.connected and not len(self.outbox):
             attempted = True
             # Twice at most: the connection may be stale (Redis restarted since it was
@@ -229,10 +230,9 @@ class RedisSseManager:
                 return Event(channel, epoch, event_id, body)
             logger.warning("publish to Redis failed (%s): kept in the outbox", self.last_error)
         if unconfirmed:
-            # Published (its message reaches listeners here and elsewhere) but not
-            # acknowledged: it waits in the outbox until enough replicas confirm it
-            # (the flush finds it by uid, and writes it again only on a primary that
-            # lacks it: a failover took it).
+            # Published (listeners get its message) but not acknowledged: it waits in the
+            # outbox for the replicas (the flush finds it by uid; only a primary that
+            # lost it in a failover gets it again).
             self.not_replicated += 1
             self.outbox.keep(channel, body, uid, attempted=True)
             self.outbox.start_retry(lambda: self.connected and not self._closing)
@@ -395,9 +395,8 @@ class RedisSseManager:
             self.hub.dispatch(event)
 
     def _restart_subscriber(self, reason: str) -> None:
-        """End the subscriber's connection (the topology watch saw it is on the wrong
-        server, or no longer delivers): the subscriber connects again, resubscribes and
-        catches up."""
+        """End the subscriber's connection (wrong server, or no longer delivering): it
+        connects again, resubscribes and catches up."""
         link = self._link
         if link is not None:
             logger.warning("Redis subscriber starts over: %s", reason)
