@@ -18,9 +18,9 @@ RUFF_ARGS ?= .
 MYPY_ARGS ?=
 PYTEST_ARGS ?= -q -p no:cacheprovider
 
-# Debian packages the tests need: the compose-file check, the browser tests and the
-# benchmark's instruction counter (valgrind).
-SYSTEM_TEST_BINARIES ?= docker-compose chromium valgrind
+# Debian packages the tests need: the compose-file check, the browser tests, the
+# benchmark's instruction counter (valgrind) and the Sentinel tests (redis-server >= 7).
+SYSTEM_TEST_BINARIES ?= docker-compose chromium valgrind redis-server
 
 .PHONY: help venv run test sysdeps lint typecheck pytest bench soak clean distclean
 

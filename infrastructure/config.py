@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infrastructure.hours.model import BusinessHours
+from infrastructure.redis_url import CLUSTER_NOT_YET, RedisTopology, parse_redis_url
 from infrastructure.webhooks.models import WebhookConfig, check_unique_ids
 
 #: Shipped so that development works out of the box; the services warn loudly
@@ -51,6 +52,20 @@ class Settings(BaseSettings):
     REDIS_RECONNECT_MAX_SECONDS: float = Field(default=2.0, gt=0)
     REDIS_POOL_SIZE: int = Field(default=32, ge=1)
     REDIS_SOCKET_TIMEOUT_SECONDS: float = Field(default=2.0, gt=0)
+    #: A publish is acknowledged once this many replicas have it (``WAIT`` after the
+    #: publish script); until then it waits in the outbox. Unset: with Sentinel, 1 when
+    #: the primary has a replica (per ``ROLE``), else 0; with one server, 0.
+    REDIS_MIN_REPLICAS_ACK: int | None = Field(default=None, ge=0)
+    #: How long ``WAIT`` waits for those replicas (at most half
+    #: ``REDIS_SOCKET_TIMEOUT_SECONDS``: it holds the bus's connection meanwhile).
+    REDIS_REPLICA_ACK_TIMEOUT_MS: int = Field(default=500, ge=1)
+    #: How often the bus checks where the primary is (Sentinel: the sentinels' answer and
+    #: ``ROLE`` on its own connection) and that its subscription still delivers (a probe
+    #: on its control channel).
+    REDIS_TOPOLOGY_CHECK_SECONDS: float = Field(default=1.0, gt=0)
+    #: A probe not back after this long: delivery has stalled (``/readyz`` says not
+    #: ready, and the bus connects again).
+    REDIS_DELIVERY_STALL_SECONDS: float = Field(default=10.0, gt=0)
 
     # --- Sessions ---
     SESSION_TTL_SECONDS: int = Field(default=7 * 86_400, ge=1)
@@ -161,6 +176,20 @@ class Settings(BaseSettings):
     #: ``{"timezone": "Asia/Shanghai", "weekly": {"mon": [["09:00", "18:00"]], ...},
     #: "holidays": ["2026-12-25"]}``; unset: always open.
     BUSINESS_HOURS: BusinessHours | None = None
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_url_is_usable(cls, url: str) -> str:
+        # At start, naming the problem (RedisUrlError is a ValueError: pydantic reports
+        # it against REDIS_URL).
+        if parse_redis_url(url).kind == "cluster":
+            raise ValueError(CLUSTER_NOT_YET)
+        return url
+
+    @property
+    def redis_topology(self) -> RedisTopology:
+        """``REDIS_URL``, parsed (one server, or Sentinel)."""
+        return parse_redis_url(self.REDIS_URL)
 
     @model_validator(mode="after")
     def _presence_outlives_a_tick(self) -> Settings:

@@ -127,21 +127,17 @@ def build_container(settings: Settings | None = None, service: str | None = None
             _add_desk(container, InMemoryDesk(memory_store, settings), service)
         return container
     from infrastructure.bus.redis.manager import RedisSseManager
-    from infrastructure.bus.redis.pipe import CommandPipe
-    from infrastructure.bus.redis.pool import connection_name, make_redis_client
+    from infrastructure.bus.redis.pool import make_bus_pipe, make_redis_client
     from infrastructure.sessions.redis_store import RedisSessionStore
 
     # The bus's connection: publishes, subscriptions, and the reads every stream
     # opened makes. The pool: everything else (session changes, replays); redis-py
-    # retries its commands once on a stale connection.
-    pipe = CommandPipe(
-        settings.REDIS_URL,
-        settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-        connection_name(settings, "bus"),
-    )
+    # retries its commands once on a stale connection. With Sentinel, both connect to
+    # the primary the sentinels name (``primary`` tells the pipe where it is).
+    pipe, primary = make_bus_pipe(settings)
     pool = make_redis_client(settings, "commands")
     stats = BusStats()
-    manager = RedisSseManager(settings, counter=stats, pipe=pipe, redis=pool)
+    manager = RedisSseManager(settings, counter=stats, pipe=pipe, redis=pool, primary=primary)
     bus = SseBus(settings, redis=manager, stats=stats)
     store = RedisSessionStore(pool, settings, reads=pipe)
     container = Container(settings, bus, store, slots, limiter, pipe=pipe, pool=pool)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from infrastructure.bus.api import SseBus
+
+if TYPE_CHECKING:
+    from infrastructure.bus.redis.manager import RedisSseManager
 
 BUS_MODES = ("redis", "redis-degraded", "memory")
 
@@ -77,6 +82,8 @@ class BusCollector(Collector):
         reconnects.add_metric([self._service], manager.reconnects if manager else 0)
         yield reconnects
 
+        yield from _topology_metrics(manager, self._service)
+
         outbox = GaugeMetricFamily(
             "sse_outbox_size", "Events waiting for Redis to come back.", labels=labels
         )
@@ -100,6 +107,53 @@ class BusCollector(Collector):
         for outcome, count in sorted(self._fast_outcomes.items()):
             fast.add_metric([self._service, outcome], count)
         yield fast
+
+
+def _topology_metrics(manager: RedisSseManager | None, service: str) -> Iterator[Metric]:
+    """Where the bus's Redis is, and what following it took (issue 24)."""
+    labels = ["service"]
+    counters = (
+        ("redis_failovers", "Switches of the bus to another primary."),
+        ("redis_resubscribes", "Times the bus subscribed every channel again."),
+        ("redis_catch_ups", "Catch-ups of every followed channel from its Stream."),
+        ("redis_delivery_stalls", "Probes of the subscription that did not come back."),
+        ("sse_publishes_not_replicated", "Publishes kept back for lack of replica acks."),
+    )
+    if manager is not None:
+        watch = manager.topology
+        values = (
+            watch.failovers,
+            manager.resubscribes,
+            manager.catch_ups,
+            watch.stalls,
+            manager.not_replicated,
+        )
+    else:
+        values = (0, 0, 0, 0, 0)
+    for (name, text), value in zip(counters, values, strict=True):
+        family = CounterMetricFamily(name, text, labels=labels)
+        family.add_metric([service], value)
+        yield family
+    if manager is None:
+        return
+    watch = manager.topology
+    primary = GaugeMetricFamily(
+        "redis_primary", "1 for the primary the bus is on.", labels=[*labels, "address"]
+    )
+    primary.add_metric([service, watch.address or ""], 1)
+    yield primary
+    replicas = GaugeMetricFamily(
+        "redis_primary_replicas", "Replicas the primary had at the last check.", labels=labels
+    )
+    replicas.add_metric([service], watch.replicas)
+    yield replicas
+    age = GaugeMetricFamily(
+        "sse_seconds_since_delivery",
+        "Seconds since the bus's subscription last delivered (its probe came back).",
+        labels=labels,
+    )
+    age.add_metric([service], time.monotonic() - watch.last_delivery)
+    yield age
 
 
 def build_registry(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,5 +87,8 @@ class Readiness(BaseModel):
     redis: str
     store: str
     outbox: int
+    #: Where the bus's Redis is (Redis mode): kind, primary, replicas, required acks,
+    #: failovers seen, seconds since the subscription last delivered.
+    topology: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)

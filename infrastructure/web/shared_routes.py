@@ -106,6 +106,7 @@ async def readyz(request: Request, bus: Bus, store: SessionStore) -> JSONRespons
         redis=redis_state,
         store=store_state,
         outbox=bus.manager.outbox_size() if bus.manager else 0,
+        topology=bus.manager.topology.describe() if bus.manager else None,
         warnings=warnings,
         reasons=reasons,
     )

@@ -193,6 +193,8 @@ class RespConnection(asyncio.Protocol):
         self._greeting: list[Any] = []
         self._greeting_size = 0
         self._greeted: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        #: The server's ``ROLE`` reply, when the handshake asked for it (``check_role``).
+        self.role: list[Any] | None = None
 
     # --- for the owner ---
 
@@ -293,9 +295,18 @@ def _ignore(replies: list[Any]) -> None:
 
 
 async def open_connection(
-    address: RedisAddress, sink: ReplySink, seconds: float, name: str | None = None
+    address: RedisAddress,
+    sink: ReplySink,
+    seconds: float,
+    name: str | None = None,
+    check_role: bool = False,
 ) -> RespConnection:
     """A connected, logged-in RESP3 connection whose replies go to ``sink``.
+
+    With ``check_role``, the handshake also asks ``ROLE`` (kept in
+    :attr:`RespConnection.role`) and a server that is not a primary is refused with a
+    :class:`redis.exceptions.ConnectionError` (a Sentinel's old primary, demoted, may
+    still accept connections).
 
     Raises :class:`redis.exceptions.ConnectionError` when it cannot connect (a
     :class:`redis.exceptions.TimeoutError` after ``seconds``), an
@@ -319,7 +330,17 @@ async def open_connection(
                     ssl=address.tls,
                     server_hostname=address.host if address.tls is not None else None,
                 )
-            await connection.greet(address.handshake(name))
+            handshake = address.handshake(name)
+            if check_role:
+                handshake.append(("ROLE",))
+            replies = await connection.greet(handshake)
+            if check_role:
+                connection.role = replies[-1]
+                if not replies[-1] or replies[-1][0] != b"master":
+                    raise RedisConnectionError(
+                        f"Redis at {address.host}:{address.port} is not a primary "
+                        f"(ROLE: {replies[-1][0]!r})"
+                    )
     except TimeoutError as exc:
         connection.close()
         raise RedisTimeoutError(f"Timeout connecting to Redis at {address.host}") from exc

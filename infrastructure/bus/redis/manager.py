@@ -13,7 +13,9 @@
   resubscribes every channel, catches each channel up from its Stream
   (:mod:`~infrastructure.bus.redis.recovery`) and then writes the
   :mod:`~infrastructure.bus.redis.outbox`: events published here while Redis was
-  unreachable, which local listeners already received.
+  unreachable, which local listeners already received. Where Redis is (Sentinel),
+  and whether the subscription still delivers, is
+  :mod:`~infrastructure.bus.redis.topology`'s watch, which restarts the subscriber.
 
 redis-py's PubSub is not used: its retry layer would reconnect silently and
 resubscribe only what it tracked itself.
@@ -36,16 +38,17 @@ from infrastructure.bus.hub import DeliveryCounter, LocalHub
 from infrastructure.bus.listener import Listener, envelopes
 from infrastructure.bus.redis.outbox import Outbox
 from infrastructure.bus.redis.pipe import CommandPipe, Link
-from infrastructure.bus.redis.pool import connection_name, make_redis_client
+from infrastructure.bus.redis.pool import make_bus_pipe, make_redis_client
 from infrastructure.bus.redis.positions import ChannelPositions
 from infrastructure.bus.redis.publish_script import NO_TAG
-from infrastructure.bus.redis.publisher import Publisher
+from infrastructure.bus.redis.publisher import NotReplicated, Publisher, as_body
 from infrastructure.bus.redis.recovery import Recovery
+from infrastructure.bus.redis.sentinel import SentinelPrimary
 from infrastructure.bus.redis.streams import ChannelKeys, StreamHistory, text
 from infrastructure.bus.redis.subscriptions import Subscriptions
+from infrastructure.bus.redis.topology import TopologyWatch
 from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings, get_settings
-from infrastructure.events import dumps
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -71,14 +74,13 @@ class RedisSseManager:
         counter: DeliveryCounter | None = None,
         pipe: CommandPipe | None = None,
         redis: aioredis.Redis | None = None,
+        primary: SentinelPrimary | None = None,
     ) -> None:
         self.settings = settings = settings or get_settings()
         self._owns_clients = pipe is None
-        self.pipe = pipe or CommandPipe(
-            settings.REDIS_URL,
-            settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-            connection_name(settings, "bus"),
-        )
+        if pipe is None:
+            pipe, primary = make_bus_pipe(settings)
+        self.pipe: CommandPipe = pipe
         self.redis = redis or make_redis_client(settings, "commands")
         timeout = settings.REDIS_SOCKET_TIMEOUT_SECONDS
         self.keys = ChannelKeys(settings.REDIS_SSE_CHANNEL_PREFIX)
@@ -87,16 +89,27 @@ class RedisSseManager:
         self.subscriptions = Subscriptions(self.positions, timeout)
         self.hub = LocalHub(self.subscriptions, counter)
         self.recovery = Recovery(self.history, self.positions)
+        control = f"{self.keys.prefix}_control:{os.getpid()}:{new_epoch()}"
+        #: A channel of this process alone: subscribed first, so a connection always
+        #: has a subscription to confirm; the topology watch's probes come back on it.
+        self._control = control
+        self._control_bytes = control.encode()
+        self.topology = TopologyWatch(
+            settings,
+            self.pipe,
+            primary,
+            lambda: self.pipe.execute("PUBLISH", control, "probe"),
+            self._restart_subscriber,
+            lambda: self.connected,
+        )
         self._publisher = Publisher(
             self.pipe,
             self.keys,
             settings.SSE_HISTORY_LENGTH,
             settings.SSE_HISTORY_TTL_SECONDS * 1000,
+            self.topology.required_acks,
+            min(settings.REDIS_REPLICA_ACK_TIMEOUT_MS, int(timeout * 500)),
         )
-        control = f"{self.keys.prefix}_control:{os.getpid()}:{new_epoch()}"
-        #: A channel of this process alone: subscribed first, so a connection always
-        #: has a subscription to confirm.
-        self._control = control
         self.outbox = Outbox(
             self._publisher,
             settings.SSE_OUTBOX_MAXSIZE,
@@ -116,6 +129,9 @@ class RedisSseManager:
         # Counters read by /metrics and /readyz.
         self.reconnects = 0
         self.published = 0
+        self.resubscribes = 0
+        self.catch_ups = 0
+        self.not_replicated = 0
         self.last_error: str | None = None
 
     # --- lifecycle ---
@@ -125,6 +141,8 @@ class RedisSseManager:
         not: the manager keeps trying in the background and serves local listeners
         meanwhile (the outage mode)."""
         if self._task is None:
+            # Sentinel: a master name no sentinel knows is an error at start.
+            await self.topology.start()
             self._task = asyncio.create_task(self._run(), name="redis-sse-subscriber")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
@@ -143,8 +161,11 @@ class RedisSseManager:
         return len(self.outbox)
 
     async def health_check(self) -> bool:
-        """Redis answers PING and the subscriber connection is up."""
+        """Redis answers PING, the subscriber connection is up and delivers."""
         if not self.connected:
+            return False
+        if self.topology.stalled:
+            self.last_error = "delivery stalled: the subscription's probe did not come back"
             return False
         try:
             return bool(await self.redis.ping())
@@ -166,6 +187,7 @@ class RedisSseManager:
         if self._task is not None:
             await stop_task(self._task)
             self._task = None
+        await self.topology.stop()
         await self.positions.close()
         await self.outbox.close()
         self._drop_link()
@@ -183,9 +205,10 @@ class RedisSseManager:
         If Redis cannot be reached, local listeners get the event at once and it
         waits in the outbox, in order, until Redis is back.
         """
-        body = _as_body(message)
+        body = as_body(message)
         uid = self._publisher.next_uid()
         attempted = False
+        unconfirmed = False  # on the primary, not on enough replicas
         if self.connected and not len(self.outbox):
             attempted = True
             # Twice at most: the connection may be stale (Redis restarted since it was
@@ -196,12 +219,25 @@ class RedisSseManager:
                     epoch, event_id, _ = await self._publisher.run(
                         channel, body, NO_TAG, uid, check=attempt > 0
                     )
+                except NotReplicated as exc:
+                    self.last_error = repr(exc)
+                    unconfirmed = True
+                    continue
                 except (RedisError, OSError) as exc:
                     self.last_error = repr(exc)
                     continue
                 self.published += 1
                 return Event(channel, epoch, event_id, body)
             logger.warning("publish to Redis failed (%s): kept in the outbox", self.last_error)
+        if unconfirmed:
+            # Published (listeners get its message) but not acknowledged: it waits in the
+            # outbox for the replicas (the flush finds it by uid; only a primary that
+            # lost it in a failover gets it again).
+            self.not_replicated += 1
+            self.outbox.keep(channel, body, uid, attempted=True)
+            self.outbox.start_retry(lambda: self.connected and not self._closing)
+            return Event(channel, "", "", body)
+        if attempted:
             # Events published before this one may still sit unread in the
             # subscriber's socket: let it drain them (it meets the same dead server,
             # so it notices at once) before this one is delivered here, so that local
@@ -313,7 +349,10 @@ class RedisSseManager:
         # meanwhile wait in ``_early``.)
         await self.subscriptions.subscribe_all(link, [self._control, *self.hub.channels()])
         if catch_up:
+            self.resubscribes += 1
             await self.recovery.catch_up(self.hub.channels(), self._deliver)
+            self.catch_ups += 1
+        self.topology.connected()
         self._connected.set()
         self._lost.clear()
         self.subscriptions.up(link, self.hub.channels())
@@ -327,7 +366,9 @@ class RedisSseManager:
     def _on_push(self, response: Any) -> None:
         kind = response[0]
         if kind == b"message":
-            if self._early is not None:
+            if response[1] == self._control_bytes:  # a probe of the topology watch
+                self.topology.probe_returned()
+            elif self._early is not None:
                 self._early.append(response)
             else:
                 self._on_message(response)
@@ -353,21 +394,18 @@ class RedisSseManager:
         if self.positions.is_new(event):
             self.hub.dispatch(event)
 
+    def _restart_subscriber(self, reason: str) -> None:
+        """End the subscriber's connection (wrong server, or no longer delivering): it
+        connects again, resubscribes and catches up."""
+        link = self._link
+        if link is not None:
+            logger.warning("Redis subscriber starts over: %s", reason)
+            self.last_error = reason
+            self.pipe.drop(link, RedisConnectionError(reason))
+
     def _drop_link(self) -> None:
         """Give up the connection subscribed on: what is subscribed there is no longer
         known (the pipe connects again for the next command or subscriber)."""
         link, self._link = self._link, None
         if link is not None:
             self.pipe.drop(link, RedisConnectionError("the subscriber starts over"))
-
-
-def _as_body(message: bytes | str | dict[str, Any]) -> bytes:
-    if isinstance(message, bytes):
-        body = message
-    elif isinstance(message, str):
-        body = message.encode()
-    else:
-        body = dumps({k: v for k, v in message.items() if k not in ("id", "epoch")})
-    if not body.startswith(b"{") or body == b"{}":
-        raise ValueError("an SSE message is a non-empty JSON object")
-    return body

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -47,6 +47,10 @@ from infrastructure.bus.redis.connection import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+#: Where the primary is now (Sentinel: asked each time the pipe connects); with one,
+#: the connection also checks ``ROLE`` and refuses a server that is not a primary.
+PrimaryResolver = Callable[[], Awaitable[RedisAddress]]
 
 #: What receives a link's pushes (RESP3 out-of-band data: what SUBSCRIBE brings), in
 #: the order they came among the replies.
@@ -96,8 +100,18 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 class CommandPipe:
     """Pipelined commands on one connection, replies matched in order."""
 
-    def __init__(self, url: str, timeout: float, name: str | None = None) -> None:
-        self._address = RedisAddress.from_url(url)
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        name: str | None = None,
+        resolver: PrimaryResolver | None = None,
+    ) -> None:
+        self._resolver = resolver
+        #: Where the pipe connects (Sentinel: where it last connected).
+        self.address = RedisAddress.from_url(url) if resolver is None else RedisAddress()
+        #: The ``ROLE`` reply of the server connected to, when a resolver is used.
+        self.role: list[Any] | None = None
         self._name = name
         self.timeout = timeout
         #: Where pushes go: the subscriber's, once it took the link.
@@ -122,6 +136,23 @@ class CommandPipe:
         future = asyncio.get_running_loop().create_future()
         self._write(link.connection, command, (future,))
         return await future
+
+    async def execute_packed_many(self, commands: bytes, count: int) -> list[Any]:
+        """``count`` commands already packed, in one write; their replies (error replies
+        among them as exceptions, not raised)."""
+        link = self._link
+        if link is None:
+            link = await self._connect()
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(count)]
+        self._write(link.connection, commands, futures)
+        replies: list[Any] = []
+        for future in futures:
+            try:
+                replies.append(await future)
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send several commands in one write; their replies, in order. The first
@@ -205,7 +236,12 @@ class CommandPipe:
                 self._connecting = None
 
     async def _open(self) -> Link:
-        connection = await open_connection(self._address, self, self.timeout, self._name)
+        if self._resolver is not None:
+            self.address = await self._resolver()
+        connection = await open_connection(
+            self.address, self, self.timeout, self._name, check_role=self._resolver is not None
+        )
+        self.role = connection.role
         if self._closed:
             connection.close()
             raise RedisConnectionError("the command pipe is closed")

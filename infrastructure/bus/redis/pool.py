@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis.asyncio as aioredis
 from infrastructure.config import Settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from infrastructure.bus.redis.pipe import CommandPipe
+    from infrastructure.bus.redis.sentinel import SentinelPrimary
 
 
 def make_redis_client(settings: Settings, role: str) -> aioredis.Redis:
@@ -18,15 +24,23 @@ def make_redis_client(settings: Settings, role: str) -> aioredis.Redis:
     error: after Redis restarts, every pooled connection is stale once, and a
     user's request should not fail for that. (The one command that must not run
     twice, the bus's publish script, does not go through a pool: see
-    :class:`~infrastructure.bus.redis.pipe.CommandPipe`.)
+    :class:`~infrastructure.bus.redis.pipe.CommandPipe`.) With Sentinel
+    (``redis+sentinel://``), the pool connects to the primary the sentinels name
+    (:mod:`~infrastructure.bus.redis.sentinel`).
     """
+    retry = Retry(NoBackoff(), 1)
+    topology = settings.redis_topology
+    if topology.kind == "sentinel":
+        from infrastructure.bus.redis.sentinel import make_sentinel_client
+
+        return make_sentinel_client(topology, settings, connection_name(settings, role), retry)
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=settings.REDIS_POOL_SIZE,
         timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 1),
+        retry=retry,
         health_check_interval=0,
         client_name=connection_name(settings, role),
     )
@@ -36,3 +50,23 @@ def make_redis_client(settings: Settings, role: str) -> aioredis.Redis:
 def connection_name(settings: Settings, role: str) -> str:
     """What ``CLIENT LIST`` shows for this process's connections of ``role``."""
     return f"{settings.SERVICE_NAME}:{role}".replace(" ", "_")
+
+
+def make_bus_pipe(settings: Settings) -> tuple[CommandPipe, SentinelPrimary | None]:
+    """The bus's own connection (:class:`CommandPipe`) and, with Sentinel, what tells
+    it where the primary is (asked at each connect)."""
+    from infrastructure.bus.redis.pipe import CommandPipe
+
+    primary = None
+    topology = settings.redis_topology
+    if topology.kind == "sentinel":
+        from infrastructure.bus.redis.sentinel import SentinelPrimary
+
+        primary = SentinelPrimary(topology, settings)
+    pipe = CommandPipe(
+        settings.REDIS_URL,
+        settings.REDIS_SOCKET_TIMEOUT_SECONDS,
+        connection_name(settings, "bus"),
+        resolver=primary.resolve if primary is not None else None,
+    )
+    return pipe, primary

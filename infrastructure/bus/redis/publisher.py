@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import hiredis
 
 from infrastructure.bus.history import new_epoch
 from infrastructure.bus.redis.pipe import CommandPipe
 from infrastructure.bus.redis.publish_script import PUBLISH_LUA, PublishCall
 from infrastructure.bus.redis.streams import ChannelKeys
-from redis.exceptions import NoScriptError
+from infrastructure.events import dumps
+from redis.exceptions import NoScriptError, RedisError
+
+
+class NotReplicated(RedisError):
+    """The event is on the primary, but fewer replicas than required confirmed it
+    (``WAIT``): it is not acknowledged (a failover now could lose it)."""
+
+
+def _no_acks() -> int:
+    return 0
 
 
 class Publisher:
@@ -20,9 +33,20 @@ class Publisher:
     """
 
     def __init__(
-        self, pipe: CommandPipe, keys: ChannelKeys, history_length: int, ttl_ms: int
+        self,
+        pipe: CommandPipe,
+        keys: ChannelKeys,
+        history_length: int,
+        ttl_ms: int,
+        required_acks: Callable[[], int] = _no_acks,
+        ack_timeout_ms: int = 500,
     ) -> None:
         self._pipe = pipe
+        #: How many replicas must confirm an event before it is acknowledged (``WAIT``,
+        #: written with the script, in one write; nothing is added when 0).
+        self._required_acks = required_acks
+        self._ack_timeout_ms = ack_timeout_ms
+        self._waits: dict[int, bytes] = {}
         self._uid_prefix = new_epoch()[:8] + ":"
         self._epoch_base = new_epoch()[:6]
         self._uid_seq = 0
@@ -42,6 +66,9 @@ class Publisher:
         epoch = f"{self._epoch_base}{self._uid_seq:x}"[:16]
         call = self._call
         pipe = self._pipe
+        acks = self._required_acks()
+        if acks:
+            return await self._run_replicated(channel, body, epoch, tag, uid, check, acks)
         result: Any
         try:
             result = await pipe.execute_packed(call.packed(channel, body, epoch, tag, uid, check))
@@ -51,3 +78,44 @@ class Publisher:
             result = await pipe.execute("EVAL", PUBLISH_LUA, *args)
         # A third element: already written by an earlier attempt.
         return result[0].decode(), result[1].decode(), len(result) == 2
+
+    async def _run_replicated(
+        self, channel: str, body: bytes, epoch: str, tag: str, uid: str, check: bool, acks: int
+    ) -> tuple[str, str, bool]:
+        """:meth:`run`, then ``WAIT acks timeout`` on the same connection (which covers
+        every write before it): :class:`NotReplicated` when fewer replicas confirm."""
+        wait = self._waits.get(acks)
+        if wait is None:
+            command: Any = ("WAIT", acks, self._ack_timeout_ms)
+            wait = self._waits[acks] = hiredis.pack_command(command)
+        call = self._call
+        result, confirmed = await self._pipe.execute_packed_many(
+            call.packed(channel, body, epoch, tag, uid, check) + wait, 2
+        )
+        if isinstance(result, NoScriptError):
+            args = call.args(channel, body, epoch, tag, uid, check)
+            result, confirmed = await self._pipe.execute_packed_many(
+                hiredis.pack_command(("EVAL", PUBLISH_LUA, *args)) + wait, 2
+            )
+        if isinstance(result, Exception):
+            raise result
+        if isinstance(confirmed, Exception):
+            raise confirmed
+        if confirmed < acks:
+            raise NotReplicated(
+                f"{confirmed} of {acks} replicas confirmed within {self._ack_timeout_ms} ms"
+            )
+        return result[0].decode(), result[1].decode(), len(result) == 2
+
+
+def as_body(message: bytes | str | dict[str, Any]) -> bytes:
+    """What is published: a non-empty JSON object (``id`` and ``epoch`` are the bus's)."""
+    if isinstance(message, bytes):
+        body = message
+    elif isinstance(message, str):
+        body = message.encode()
+    else:
+        body = dumps({k: v for k, v in message.items() if k not in ("id", "epoch")})
+    if not body.startswith(b"{") or body == b"{}":
+        raise ValueError("an SSE message is a non-empty JSON object")
+    return body
