@@ -35,10 +35,6 @@ if TYPE_CHECKING:
     from infrastructure.sessions import SessionStore
 
 
-def _nothing() -> None:
-    return None
-
-
 @dataclass(eq=False)
 class Container:
     """What a process shares: built by :func:`build_container`."""
@@ -57,7 +53,7 @@ class Container:
     desk: DeskService | None = None
     presence: DeskMonitor | None = None
     started: bool = False
-    _detach_webhooks: Callable[[], None] = field(default=_nothing, init=False, repr=False)
+    _detach_webhooks: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
     @property
     def manager(self) -> RedisSseManager | None:
@@ -79,7 +75,8 @@ class Container:
                 self.presence.start()
 
     async def close(self) -> None:
-        self._detach_webhooks()
+        if self._detach_webhooks is not None:
+            self._detach_webhooks()
         if self.presence is not None:
             await self.presence.stop()
         await self.bus.stop()
