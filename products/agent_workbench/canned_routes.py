@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from infrastructure.auth.dependencies import CurrentAgent
 from infrastructure.record.canned import CannedReplyNotFound, ShortcutTaken
@@ -14,6 +14,9 @@ from products.agent_workbench.handlers import canned
 from products.agent_workbench.schemas import CannedReplyCreate, CannedReplyPublic
 
 router = APIRouter()
+
+#: A canned reply's id: a positive 64-bit integer (larger is a 422, not a database error).
+ReplyId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/api/canned-replies", response_model=list[CannedReplyPublic], tags=["canned"])
@@ -41,7 +44,7 @@ async def create_canned(
 
 @router.put("/api/canned-replies/{reply_id}", response_model=CannedReplyPublic, tags=["canned"])
 async def change_canned(
-    reply_id: int, body: CannedReplyCreate, _: CurrentAgent, record: RecordDep
+    reply_id: ReplyId, body: CannedReplyCreate, _: CurrentAgent, record: RecordDep
 ) -> CannedReplyPublic:
     try:
         reply = await canned.change(record, reply_id, body.shortcut, body.content)
@@ -53,7 +56,7 @@ async def change_canned(
 
 
 @router.delete("/api/canned-replies/{reply_id}", status_code=204, tags=["canned"])
-async def delete_canned(reply_id: int, _: CurrentAgent, record: RecordDep) -> None:
+async def delete_canned(reply_id: ReplyId, _: CurrentAgent, record: RecordDep) -> None:
     try:
         await canned.remove(record, reply_id)
     except CannedReplyNotFound as exc:

@@ -39,3 +39,12 @@ async def test_canned_replies_crud_and_bad_input(deployment: Deployment) -> None
         assert (await http.delete(f"{url}/{reply['id']}", headers=alice)).status_code == 204
         assert (await http.delete(f"{url}/{reply['id']}", headers=alice)).status_code == 404
         assert (await http.get(url, params={"q": "refund"}, headers=alice)).json() == []
+
+
+async def test_an_id_out_of_range_is_a_422(deployment: Deployment) -> None:
+    url = f"{deployment.workbench}/api/canned-replies/801214468503775318376448"
+    alice = deployment.agent_headers("alice")
+    async with httpx.AsyncClient(timeout=10) as http:
+        changed = await http.put(url, json={"shortcut": "x", "content": "y"}, headers=alice)
+        removed = await http.delete(url, headers=alice)
+    assert (changed.status_code, removed.status_code) == (422, 422)
