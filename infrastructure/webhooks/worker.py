@@ -48,6 +48,10 @@ MAX_HELD = 1000
 CONCURRENCY = 16
 
 
+#: How long a stop waits for the loop's current round (its blocking read is 1 s at most).
+_STOP_WAIT_SECONDS = 3.0
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -79,16 +83,33 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
 
     async def stop(self) -> None:
-        # A flag as well as the cancellation: redis-py may swallow a CancelledError that
-        # lands in a blocking read (XREADGROUP BLOCK), and the loop must end all the same.
+        # The loop ends at its next turn (a blocking read lasts a second at most): cancelling
+        # it inside redis-py's XREADGROUP BLOCK can leave that connection unclosed, and
+        # redis-py may swallow the cancellation. Only a loop that does not end in time is
+        # cancelled.
         self._stopping = True
-        tasks = [t for t in (self._task, *self._sending) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
-        self._task = None
+        # Deliveries on their way end by themselves (their HTTP call has a timeout, then one
+        # Redis write); cancelled inside that write, redis-py would leave its connection
+        # unclosed. One that does not end in time is cancelled (it stays pending: at least
+        # once).
+        sending = list(self._sending)
+        if sending:
+            _, late = await asyncio.wait(
+                sending, timeout=self.settings.WEBHOOK_TIMEOUT_SECONDS + _STOP_WAIT_SECONDS
+            )
+            for task in late:
+                task.cancel()
+            for task in late:
+                with suppress(asyncio.CancelledError):
+                    await task
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), _STOP_WAIT_SECONDS)
+            except TimeoutError:
+                self._task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
 
     async def _run(self) -> None:
         pause = 0.05
