@@ -285,7 +285,10 @@ def test_rediss_gets_a_tls_context() -> None:
 @pytest.fixture(scope="module")
 def tls_and_unix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make the test certificate")
+        pytest.fail(
+            "openssl is needed to make the test certificate: apt-get install openssl",
+            pytrace=False,
+        )
     where = tmp_path_factory.mktemp("tls")
     cert, key = where / "cert.pem", where / "key.pem"
     subprocess.run(
