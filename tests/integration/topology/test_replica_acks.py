@@ -45,6 +45,14 @@ async def test_an_event_no_replica_confirmed_waits_then_is_acknowledged(
         await async_wait_until(
             lambda: manager.outbox_size() == 0, timeout=20, description="outbox flushed"
         )
+
+        def in_sync() -> bool:
+            with replica.client() as client:
+                info = client.info("replication")
+            return bool(info.get("master_link_status") == "up")
+
+        # The replication link is up (not merely started) before the next publish's WAIT.
+        await async_wait_until(in_sync, timeout=20, description="replica in sync")
         later = await manager.publish(CHANNEL, {"n": 2})
         assert later.id  # a replica confirms it now
         with redis_server.client() as client:
