@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     #: Any request body larger than this is a 413.
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1)
 
+    # --- Attachments (infrastructure/attachments) ---
+    #: Images (PNG, JPEG, GIF, WebP) and PDFs sent in a chat, either way: the largest accepted.
+    ATTACHMENT_MAX_BYTES: int = Field(default=10 * 1024 * 1024, ge=1)
+    #: Where they are kept: a folder every replica of both services shares (the default,
+    #: like the record's SQLite file, under ``.run/``).
+    ATTACHMENTS_DIR: Path = Path(".run/attachments")
+
     # --- The desk: presence, assignment, the queue (infrastructure/desk) ---
     #: ``auto``: a waiting chat goes to the online agent with the fewest chats under
     #: ``AGENT_MAX_CHATS``; ``manual``: agents pick from the queue (takeover works in both).

@@ -25,6 +25,7 @@ from infrastructure.config import Settings, get_settings
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from infrastructure.attachments.service import AttachmentService
     from infrastructure.auth.limits import StreamSlots
     from infrastructure.auth.rate_limit import RateLimiter
     from infrastructure.bus.redis.manager import RedisSseManager
@@ -52,6 +53,8 @@ class Container:
     #: a service (``build_container(settings, service=...)``), not for a bare bus.
     desk: DeskService | None = None
     presence: DeskMonitor | None = None
+    #: Files sent in chats (built for a service, with its desk).
+    attachments: AttachmentService | None = None
     started: bool = False
     _detach_webhooks: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
@@ -95,6 +98,8 @@ class Container:
         }
         if self.desk is not None:
             state |= {"desk": self.desk, "presence": self.presence}
+        if self.attachments is not None:
+            state["attachments"] = self.attachments
         return state
 
 
@@ -147,11 +152,21 @@ def build_container(settings: Settings | None = None, service: str | None = None
 
 
 def _add_desk(container: Container, desk: Desk, service: str) -> None:
+    from infrastructure.attachments.service import AttachmentService
+    from infrastructure.attachments.store import LocalAttachmentStore
     from infrastructure.desk.monitor import DeskMonitor
     from infrastructure.desk.service import DeskService
 
-    container.desk = DeskService(container.bus, container.store, desk, container.settings, service)
+    settings = container.settings
+    container.desk = DeskService(container.bus, container.store, desk, settings, service)
     container.presence = DeskMonitor(container.desk)
+    container.attachments = AttachmentService(
+        LocalAttachmentStore(settings.ATTACHMENTS_DIR),
+        container.bus,
+        container.store,
+        settings.ATTACHMENT_MAX_BYTES,
+        service,
+    )
 
 
 # --- the process's container (the one registry) ---

@@ -177,7 +177,7 @@ async def transcript(engine: AsyncEngine, session_name: str) -> dict[str, Any] |
         if row is None:
             return None
         messages = await connection.execute(
-            select(m.c.message_id, m.c.ts, m.c.sender, m.c.sender_id, m.c.content)
+            select(m.c.message_id, m.c.ts, m.c.sender, m.c.sender_id, m.c.content, m.c.attachment)
             .where(m.c.session_name == session_name)
             .order_by(m.c.position)
         )
@@ -199,6 +199,7 @@ async def transcript(engine: AsyncEngine, session_name: str) -> dict[str, Any] |
                     "sender_id": r.sender_id,
                     "content": r.content,
                     "ts": r.ts,
+                    "attachment": orjson.loads(r.attachment) if r.attachment else None,
                 }
                 for r in messages
             ],

@@ -87,6 +87,8 @@ messages = Table(
     Column("sender", String(16), nullable=False),
     Column("sender_id", String(64)),
     Column("content", Text, nullable=False),
+    #: A file's message: the file (JSON: id, filename, content_type, size, thumbnail).
+    Column("attachment", Text),
     UniqueConstraint("session_name", "message_id", name="uq_record_messages_session_message"),
     Index("ix_record_messages_session", "session_name", "position"),
 )

@@ -208,6 +208,7 @@ async def _apply_messages(connection: AsyncConnection, messages: list[RecordEntr
                     "sender": e.get("sender") or "system",
                     "sender_id": e.get("sender_id") or None,
                     "content": e.get("content"),
+                    "attachment": e.get("attachment") or None,
                 }
                 for e in messages
             ]

@@ -19,6 +19,7 @@ from .models import (
     NotHolder,
     SenderRole,
     Session,
+    SessionClosed,
     SessionExists,
     SessionNotFound,
     SessionStatus,
@@ -372,6 +373,8 @@ class InMemorySessionStore:
         name = message.session_name
         now = self._clock()
         session = self._load(name, now)
+        if message.attachment is not None and session.status is SessionStatus.CLOSED:
+            raise SessionClosed(name)
         if message.sender is SenderRole.AGENT and (
             session.status is not SessionStatus.AGENT_ACTIVE
             or message.sender_id != session.agent_id
@@ -387,6 +390,7 @@ class InMemorySessionStore:
         self._sessions[name] = _after_message(session, stored, now)
         self._touch(name, now)
         if self.record is not None:  # record (as append_message.lua)
+            extra = {"attachment": stored.attachment.model_dump_json()} if stored.attachment else {}
             self.record.append(
                 KIND_MESSAGE,
                 name,
@@ -395,6 +399,7 @@ class InMemorySessionStore:
                 sender=str(stored.sender),
                 sender_id=stored.sender_id or "",
                 content=stored.content,
+                **extra,
             )
         return stored
 

@@ -14,6 +14,8 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from infrastructure.attachments.models import Attachment
+
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS: Final = timedelta(milliseconds=1)
 
@@ -128,6 +130,8 @@ class ChatMessage(BaseModel):
     sender_id: str | None = None
     content: str
     timestamp: datetime = Field(default_factory=_utc_now)
+    #: The file the message carries (images, PDFs); its ``content`` is then the file's name.
+    attachment: Attachment | None = None
 
 
 class Note(BaseModel):
@@ -203,6 +207,14 @@ class NotClosed(SessionConflict):
         super().__init__(f"session {session_name!r} is {status}: only a closed chat can be rated")
         self.session_name = session_name
         self.status = status
+
+
+class SessionClosed(SessionConflict):
+    """A file sent to a closed chat (a closed conversation is never written to again)."""
+
+    def __init__(self, session_name: str) -> None:
+        super().__init__(f"session {session_name!r} is closed: nothing more can be sent to it")
+        self.session_name = session_name
 
 
 class AgentUnavailable(SessionConflict):

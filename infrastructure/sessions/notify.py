@@ -44,7 +44,7 @@ def session_payload(session: Session, position: int | None = None) -> dict[str, 
 
 
 def message_payload(message: ChatMessage) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "session_name": message.session_name,
         "message_id": message.id,
         "sender": str(message.sender),
@@ -52,6 +52,10 @@ def message_payload(message: ChatMessage) -> dict[str, Any]:
         "content": message.content,
         "timestamp": message.timestamp.isoformat(),
     }
+    if message.attachment is not None:
+        # What the pages show (a thumbnail, a file chip) and the links they fetch it by.
+        payload["attachment"] = message.attachment.model_dump()
+    return payload
 
 
 async def publish_status(

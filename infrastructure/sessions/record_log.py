@@ -12,7 +12,8 @@ Entry fields: ``kind``, ``session``, ``ts`` (epoch ms), and per kind:
 * ``status``: ``status``, ``previous``, ``agent_id`` (the holder after the move when it
   is ``agent_active``, else the agent who held it before: ``''`` for none), ``reason``;
 * ``message``: ``message_id`` (the transcript stream id), ``sender``, ``sender_id``,
-  ``content``;
+  ``content``, and ``attachment`` (JSON: id, filename, content_type, size, thumbnail) for
+  a file's message;
 * ``rating``: ``score``, ``comment``;
 * ``note``: ``note_id`` (its id in the session's notes stream), ``agent_id``, ``content``.
 

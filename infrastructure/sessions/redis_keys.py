@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any, Final
 
+from infrastructure.attachments.models import Attachment
+
 from .models import (
     ChatMessage,
     IllegalTransition,
@@ -133,6 +135,9 @@ def message_from_entry(name: str, entry_id: Any, raw: Mapping[Any, Any]) -> Chat
         sender_id=fields.get("sender_id") or None,
         content=fields["content"],
         timestamp=ms_to_datetime(int(fields["ts"])),
+        attachment=Attachment.model_validate_json(fields["attachment"])
+        if fields.get("attachment")
+        else None,
     )
 
 

@@ -5,7 +5,8 @@ Key layout (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "store:"``, ``sse:store:`` by d
     P sess:{<name>}     HASH    status, agent_id, created_at, updated_at,
                                 waiting_since, escalation_reason (times in epoch ms;
                                 an absent field is None)
-    P msgs:{<name>}     STREAM  the transcript: sender, sender_id, content, ts;
+    P msgs:{<name>}     STREAM  the transcript: sender, sender_id, content, ts,
+                                attachment (JSON, a file's message only);
                                 capped at ``max_messages`` (XADD MAXLEN); the stream id
                                 is the message id
     P queue:waiting     ZSET    member = session name, score = waiting_since (ms)
@@ -49,6 +50,7 @@ from .models import (
     Note,
     NotHolder,
     Session,
+    SessionClosed,
     SessionExists,
     SessionNotFound,
     SessionStatus,
@@ -351,12 +353,15 @@ class RedisSessionStore:
                 self._max_messages,
                 self._ttl,
                 self._clock(),
+                message.attachment.model_dump_json() if message.attachment else "",
                 *self._record_args(name),
             ],
         )
         code = text(reply[0])
         if code == "not_found":
             raise SessionNotFound(name)
+        if code == "closed":
+            raise SessionClosed(name)
         if code == "not_holder":
             raise NotHolder(name, message.sender_id or "", text(reply[1]) or None)
         # Stored at millisecond precision, as it reads back from the stream.

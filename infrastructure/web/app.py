@@ -33,6 +33,8 @@ from infrastructure.metrics import build_registry
 from infrastructure.record.metrics import RecordCollector
 from infrastructure.record.service import archiver_sources, open_record
 from infrastructure.sessions.memory import InMemorySessionStore
+from infrastructure.web.attachment_routes import router as attachment_router
+from infrastructure.web.attachment_routes import upload_allowance
 from infrastructure.web.body_limit import BodyLimitMiddleware
 from infrastructure.web.errors import install_error_handlers
 from infrastructure.web.fast_path import FastRoute, ServiceApp
@@ -112,6 +114,7 @@ def create_service_app(
     install_error_handlers(app)
     app.include_router(shared_router)
     app.include_router(record_router)
+    app.include_router(attachment_router)
     for router in routers:
         app.include_router(router)
     if static_dir is not None:
@@ -125,7 +128,11 @@ def create_service_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.MAX_BODY_BYTES,
+        allowances=(upload_allowance(settings.ATTACHMENT_MAX_BYTES),),
+    )
     app.seal()  # middleware added from here on sees every request, the fast path's too
     return app
 

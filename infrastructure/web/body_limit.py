@@ -1,10 +1,26 @@
-"""A 413 for request bodies over ``MAX_BODY_BYTES``, before anything parses them."""
+"""A 413 for request bodies over ``MAX_BODY_BYTES``, before anything parses them.
+
+A path may be allowed more (the attachments upload: ``ATTACHMENT_MAX_BYTES``), with a
+413 of its own that says what the limit is.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _TOO_LARGE = b'{"detail":"request body too large"}'
+
+
+@dataclass(frozen=True, slots=True)
+class BodyAllowance:
+    """Requests whose path ends with ``suffix`` may send up to ``max_bytes``."""
+
+    suffix: str
+    max_bytes: int
+    detail: str
 
 
 class BodyTooLarge(Exception):
@@ -12,26 +28,39 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, allowances: tuple[BodyAllowance, ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.allowances = allowances
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length: bytes | None = None
         has_body = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await _reply_413(send)
-                    return
+                length = value
                 has_body = value != b"0"
             elif name == b"transfer-encoding":
                 has_body = True
-        if not has_body:
+        if not has_body and length is None:
             # Nothing to limit (every GET, the streams among them): no wrappers on
             # the path every event of a stream takes.
+            await self.app(scope, receive, send)
+            return
+        max_bytes, too_large = self.max_bytes, _TOO_LARGE
+        for allowance in self.allowances:
+            if scope["path"].endswith(allowance.suffix):
+                max_bytes = allowance.max_bytes
+                too_large = orjson.dumps({"detail": allowance.detail})
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
+            await _reply_413(send, too_large)
+            return
+        if not has_body:
             await self.app(scope, receive, send)
             return
         received = 0
@@ -42,7 +71,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise BodyTooLarge
             return message
 
@@ -57,10 +86,10 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             # A chunked body that grew past the limit while being read.
             if not started:
-                await _reply_413(send)
+                await _reply_413(send, too_large)
 
 
-async def _reply_413(send: Send) -> None:
+async def _reply_413(send: Send, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -68,4 +97,4 @@ async def _reply_413(send: Send) -> None:
             "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )
-    await send({"type": "http.response.body", "body": _TOO_LARGE})
+    await send({"type": "http.response.body", "body": body})

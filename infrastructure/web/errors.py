@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from infrastructure.attachments.models import AttachmentError
 from infrastructure.bus.cursor import InvalidCursor
 from infrastructure.events import InvalidPayload, InvalidTarget
 from infrastructure.record.queries import InvalidRecordCursor
@@ -55,6 +56,9 @@ def install_error_handlers(app: FastAPI) -> None:
         error = unprocessable(str(exc))
         return JSONResponse({"detail": error.detail}, status_code=422)
 
+    async def attachment_refused(_: Request, exc: Exception) -> JSONResponse:
+        return _answer(exc.status if isinstance(exc, AttachmentError) else 400, str(exc))
+
     async def bad_cursor(_: Request, exc: Exception) -> JSONResponse:
         return _answer(400, str(exc))
 
@@ -69,6 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidTarget, bad_target)
     app.add_exception_handler(InvalidPayload, bad_target)
     app.add_exception_handler(InvalidCursor, bad_cursor)
+    app.add_exception_handler(AttachmentError, attachment_refused)
     app.add_exception_handler(RedisError, storage_down)
     app.add_exception_handler(ConnectionError, storage_down)
     # The record's database (SQL): down, unreachable, or not migrated yet.

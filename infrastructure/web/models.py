@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from infrastructure.attachments.models import Attachment
 from infrastructure.sessions import ChatMessage, SenderRole, Session, SessionStatus
 
 
@@ -69,6 +70,8 @@ class MessagePublic(BaseModel):
     sender_id: str | None = None
     content: str
     timestamp: datetime
+    #: A file's message: the file (fetch it at ``.../attachments/{id}``).
+    attachment: Attachment | None = None
 
     @classmethod
     def of(cls, message: ChatMessage) -> MessagePublic:

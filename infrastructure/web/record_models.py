@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from infrastructure.attachments.models import Attachment
 from infrastructure.sessions.models import ms_to_datetime
 
 
@@ -44,6 +45,7 @@ class RecordedMessage(BaseModel):
     sender_id: str | None = None
     content: str
     timestamp: datetime
+    attachment: Attachment | None = None
 
 
 class StatusChange(BaseModel):

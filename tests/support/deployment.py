@@ -57,6 +57,8 @@ def start_deployment(
     record_dir = Path(tempfile.mkdtemp(prefix="record-"))
     base_env = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{record_dir / 'record.sqlite3'}",
+        # Attachments (issue 23): one folder both services share, removed with the record's.
+        "ATTACHMENTS_DIR": str(record_dir / "attachments"),
         "REDIS_URL": redis.url,
         "AUTH_SECRET": secret,
         "SSE_HEARTBEAT_SECONDS": "1",

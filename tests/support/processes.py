@@ -209,6 +209,8 @@ class ServiceProcess:
         self.env.setdefault(
             "DATABASE_URL", f"sqlite+aiosqlite:///{self._log_dir / 'record.sqlite3'}"
         )
+        # Attachments likewise (a deployment gives both services one folder).
+        self.env.setdefault("ATTACHMENTS_DIR", str(self._log_dir / "attachments"))
 
     @property
     def url(self) -> str:
