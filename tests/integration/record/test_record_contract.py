@@ -83,7 +83,7 @@ async def test_migrations_up_from_empty_and_down(database_url: str) -> None:
         assert await current_revision(engine) is None
         await migrate(engine)
         await migrate(engine)  # a second start: nothing to do
-        assert await current_revision(engine) == "0003_notes"
+        assert await current_revision(engine) == "0004_message_attachments"
         async with engine.connect() as connection:
             tables = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
         assert {t.name for t in schema.metadata.sorted_tables} <= tables
@@ -93,7 +93,7 @@ async def test_migrations_up_from_empty_and_down(database_url: str) -> None:
         assert not {t for t in left if t.startswith(("record_", "canned_"))}
         assert await current_revision(engine) is None
         await migrate(engine)  # and up again
-        assert await current_revision(engine) == "0003_notes"
+        assert await current_revision(engine) == "0004_message_attachments"
     finally:
         await engine.dispose()
 
