@@ -57,7 +57,10 @@ PublishBody = Annotated[
 async def limits(request: Request) -> dict[str, int]:
     """What the pages check before sending (so they refuse clearly, never cut a text)."""
     settings: Settings = request.app.state.settings
-    return {"message_max_chars": settings.MESSAGE_MAX_CHARS}
+    return {
+        "message_max_chars": settings.MESSAGE_MAX_CHARS,
+        "attachment_max_bytes": settings.ATTACHMENT_MAX_BYTES,
+    }
 
 
 @router.get("/healthz", tags=["operations"])

@@ -19,6 +19,7 @@ import {
   renderMine,
   selectSession,
   sendReply,
+  wireAttachments,
 } from "/static/chats.js";
 import {
   $,
@@ -273,6 +274,7 @@ function init() {
   const input = $("reply-input");
   const form = $("composer");
   state.counter = lengthCounter(input, $("length"), () => state.limits.message_max_chars);
+  wireAttachments();
   loadLimits(api).then((limits) => {
     state.limits = limits;
     state.counter.render();

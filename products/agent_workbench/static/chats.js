@@ -1,6 +1,7 @@
 // The chats this agent holds: the list, the open conversation, messages and notes, read
 // receipts, transfer, release and close.
 
+import { attachmentView, wireAttach } from "/shared/attachments.js";
 import { compareIds, formatTime, markSeen } from "/shared/ui.js";
 import { alertInBackground } from "/static/alerts.js";
 import {
@@ -129,6 +130,9 @@ function messageItem(m) {
   const bubble = document.createElement("p");
   bubble.className = "bubble";
   bubble.textContent = m.content;
+  if (m.attachment) {
+    bubble.replaceChildren(attachmentView(sessionPath(m.session_name || state.current), m.attachment, () => state.token));
+  }
   const time = document.createElement("time");
   time.dateTime = m.timestamp;
   time.textContent = formatTime(m.timestamp);
@@ -263,4 +267,19 @@ export async function loadMine() {
   }
   clearQueueError("mine");
   if (!state.current && state.held.size) selectSession(state.held.keys().next().value);
+}
+
+/** The paperclip: a picture or a PDF to the customer of the open chat. */
+export function wireAttachments() {
+  wireAttach({
+    button: $("attach"),
+    input: $("attach-input"),
+    sessionPath: () => sessionPath(state.current),
+    getToken: () => state.token,
+    getMaxBytes: () => state.limits.attachment_max_bytes,
+    onSent: (message) => addMessage(message.session_name, message),
+    onError: (text) => {
+      $("conv-error").textContent = text;
+    },
+  });
 }

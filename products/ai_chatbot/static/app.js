@@ -1,6 +1,7 @@
 // The customer chat page: start a chat, talk to the bot, ask for a human ("转人工").
 // Plain ES module, no build step. State survives a reload through sessionStorage.
 
+import { attachmentView, wireAttach } from "/shared/attachments.js";
 import { makeApi } from "/shared/http.js";
 import { LiveStream } from "/shared/stream.js";
 import {
@@ -85,6 +86,7 @@ function addMessage(m) {
   const bubble = document.createElement("p");
   bubble.className = "bubble";
   bubble.textContent = m.content;
+  if (m.attachment) bubble.replaceChildren(attachmentView(sessionPath(), m.attachment, () => state.token));
   const time = document.createElement("time");
   time.dateTime = m.timestamp;
   time.textContent = formatTime(m.timestamp);
@@ -559,6 +561,15 @@ function init() {
     if ($("chat-error").textContent.startsWith("Too long") && !state.counter.tooLong()) {
       showError("");
     }
+  });
+  wireAttach({
+    button: $("attach"),
+    input: $("attach-input"),
+    sessionPath,
+    getToken: () => state.token,
+    getMaxBytes: () => state.limits.attachment_max_bytes,
+    onSent: addMessage,
+    onError: showError,
   });
   loadLimits(api).then((limits) => {
     state.limits = limits;

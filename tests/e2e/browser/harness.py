@@ -97,6 +97,8 @@ def start_stack(
     # The record (issue 21): one SQLite file both services share.
     record_dir = Path(tempfile.mkdtemp(prefix="record-"))
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{record_dir / 'record.sqlite3'}"
+    # Attachments (issue 23): one folder both services share.
+    env["ATTACHMENTS_DIR"] = str(record_dir / "attachments")
     chatbot = ServiceProcess(CHATBOT_APP, env=env)
     workbench = ServiceProcess(WORKBENCH_APP, env=env)
     deployed = Stack(env, chatbot, workbench, started=[chatbot, workbench])
