@@ -53,7 +53,13 @@ async def test_the_record_stream_has_the_attachment(
     await store.create("s1")
     sent = await store.append_message(_file_message("s1"))
     entries = await redis_client.xrange(store.keys.record)
-    last = {k.decode(): v.decode() for k, v in entries[-1][1].items()}
+    assert entries
+    _, raw = entries[-1]
+    last = {_text(k): _text(v) for k, v in (raw or {}).items()}
     assert last["kind"] == "message"
     assert last["message_id"] == sent.id
     assert Attachment.model_validate_json(last["attachment"]) == FILE
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
