@@ -147,6 +147,19 @@ class AttachmentService:
             raise AttachmentNotFound(attachment_id)
         return stored.attachment, self.files.open(attachment_id, thumbnail)
 
+    async def erase(self, session_name: str, attachment_ids: set[str]) -> int:
+        """Delete the session's files among ``attachment_ids`` (a customer's data erased);
+        how many there were."""
+        erased = 0
+        for attachment_id in sorted(attachment_ids):
+            try:
+                stored = await self.files.meta(attachment_id)
+            except AttachmentNotFound:
+                continue
+            if stored.session_name == session_name and await self.files.delete(attachment_id):
+                erased += 1
+        return erased
+
 
 def _thumbnail(source: Path, target: Path) -> bool:
     """A thumbnail of a checked image; an image Pillow can check but not shrink is kept

@@ -128,3 +128,4 @@ class CustomerErased(BaseModel):
     customer_id: str
     record: bool = Field(description="the record (SQL) had data of this customer")
     live: bool = Field(description="Redis had data of this customer")
+    files: int = Field(default=0, description="attachments of this customer's chat deleted")

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infrastructure.attachments.service import AttachmentService
 from infrastructure.auth.dependencies import ServiceCaller, SessionAccess, SessionNamePath
 from infrastructure.events import NAME_PATTERN, Target
 from infrastructure.record import privacy, queries
 from infrastructure.record.service import Record, now_ms
+from infrastructure.sessions import SessionStore as SessionStoreProtocol
 from infrastructure.sessions.models import datetime_to_ms
 from infrastructure.web.deps import Bus, SessionStore
 from infrastructure.web.errors import unprocessable
@@ -91,6 +94,8 @@ async def erase_customer(
     request: Request,
 ) -> CustomerErased:
     engine = record.require_ready()
+    # The files first, while the transcripts still say which they are.
+    files = await _erase_files(request, store, engine, customer_id)
     prefix = request.app.state.settings.REDIS_SSE_CHANNEL_PREFIX
     manager = bus.manager
     channel_keys: list[str] = []
@@ -101,4 +106,19 @@ async def erase_customer(
         manager.redis if manager else None, store, prefix, customer_id, channel_keys
     )
     recorded = await privacy.erase_record(engine, customer_id, now_ms())
-    return CustomerErased(customer_id=customer_id, record=recorded, live=live)
+    return CustomerErased(customer_id=customer_id, record=recorded, live=live, files=files)
+
+
+async def _erase_files(
+    request: Request, store: SessionStoreProtocol, engine: AsyncEngine, name: str
+) -> int:
+    attachments: AttachmentService | None = getattr(request.app.state, "attachments", None)
+    if attachments is None:
+        return 0
+    ids: set[str] = set()
+    if await store.exists(name):
+        ids |= {m.attachment.id for m in await store.messages(name, 100_000) if m.attachment}
+    found = await queries.transcript(engine, name)
+    if found is not None:
+        ids |= {m["attachment"]["id"] for m in found["messages"] if m.get("attachment")}
+    return await attachments.erase(name, ids)

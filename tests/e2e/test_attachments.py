@@ -112,6 +112,8 @@ async def test_a_file_goes_both_ways_and_is_served_safely(deployment: Deployment
             assert read.status_code == 200
             assert read.content == files.pdf()
             assert read.headers["content-type"] == "application/pdf"
+            assert read.headers["x-content-type-options"] == "nosniff"
+            assert read.headers["content-disposition"].startswith('inline; filename="invoice.pdf"')
         finally:
             await stream.close()
             await agent_stream.close()
@@ -137,6 +139,15 @@ async def test_a_file_goes_both_ways_and_is_served_safely(deployment: Deployment
             assert (await stranger.get(url)).status_code == 401
         elsewhere = f"{d.chatbot}/api/sessions/{other_name}/attachments/{photo['id']}"
         assert (await http.get(elsewhere, headers=other)).status_code == 404
+
+        # The customer's data erased: the files go with it.
+        erased = await http.delete(
+            f"{d.workbench}/api/customers/{name}", headers=d.service_headers()
+        )
+        assert erased.status_code == 200, erased.text
+        assert erased.json()["files"] == 2
+        assert (await http.get(url, headers=hana)).status_code == 404
+        assert not [p for p in kept_files(d) if p.name.startswith((photo["id"], invoice["id"]))]
 
 
 BAD_UPLOADS = [
