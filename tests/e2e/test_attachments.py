@@ -152,6 +152,13 @@ async def test_a_file_goes_both_ways_and_is_served_safely(deployment: Deployment
 
 BAD_UPLOADS = [
     ("oversized", ("big.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (LIMIT + 1)), 413, "larger than"),
+    # Past the limit and the multipart's room: the service stops reading at once.
+    (
+        "far-oversized",
+        ("big.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (3 * LIMIT)),
+        413,
+        "larger than",
+    ),
     ("exe-named-png", ("setup.png", files.EXE), 415, "not accepted"),
     ("html-named-png", ("page.png", files.HTML), 415, "not accepted"),
     ("svg", ("logo.svg", files.SVG), 415, "not accepted"),
