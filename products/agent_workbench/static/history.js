@@ -1,6 +1,7 @@
 // History: search the record (every conversation, also those Redis has forgotten) and read
 // a whole transcript. Uses the token the workbench page keeps in sessionStorage.
 
+import { attachmentView } from "/shared/attachments.js";
 import { makeApi } from "/shared/http.js";
 
 const AUTH_KEY = "cs-agent-auth";
@@ -114,6 +115,10 @@ async function open(name, button) {
     const text = document.createElement("div");
     text.className = "bubble";
     text.textContent = m.content;
+    if (m.attachment) {
+      const path = `/api/sessions/${encodeURIComponent(name)}`;
+      text.replaceChildren(attachmentView(path, m.attachment, () => auth && auth.token));
+    }
     li.append(who, text);
     log.append(li);
   }

@@ -112,6 +112,25 @@ def test_files_both_ways_and_refusals_people_understand(
         agent.screenshot(path=shots.folder / "files-agent-on-a-phone.png", full_page=True)
         _not_overflowing(customer)
 
+        # The record's history page shows them too (found by the file's name).
+        agent.set_viewport_size({"width": 1180, "height": 760})
+        agent.get_by_role("link", name="History").click()
+        expect(agent).to_have_title("History · Agent workbench")
+        result = agent.locator(f'.record-result[data-session="{session}"]')
+        agent.get_by_role("searchbox", name="Search messages").fill("invoice-2026")
+        for _ in range(50):
+            agent.get_by_role("button", name="Search").click()
+            if result.count():
+                break
+            agent.wait_for_timeout(200)  # between two searches (a poll, with a bound)
+        result.click()
+        transcript = agent.locator("#transcript")
+        _loaded(transcript.locator(".msg-customer .attachment-image img"))
+        expect(transcript.locator(".msg-agent .attachment-file")).to_contain_text(
+            "invoice-2026.pdf"
+        )
+        agent.screenshot(path=shots.folder / "files-in-the-history.png", full_page=True)
+
 
 def _not_overflowing(page: Page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
