@@ -112,7 +112,8 @@ class SessionStore(Protocol):
 
     async def append_message(self, message: ChatMessage) -> ChatMessage:
         """Stores the message and returns it with its ``id``. An agent message is
-        accepted only from the agent holding the session (``NotHolder``)."""
+        accepted only from the agent holding the session (``NotHolder``); a message with
+        an ``attachment`` never goes to a closed session (``SessionClosed``)."""
         ...
 
     async def messages(
