@@ -6,8 +6,6 @@ note being written never tells the customer. Screenshots go to
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import Page, Request, expect
 
@@ -15,10 +13,8 @@ from tests.e2e.browser.harness import (
     AGENT_ID,
     Stack,
     agent_says,
+    chat_with_agent,
     open_pages,
-    sign_in_agent,
-    start_chat,
-    take_over,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -41,11 +37,7 @@ def test_each_side_sees_the_other_typing_and_a_note_stays_silent(
 ) -> None:
     with open_pages(request.node.name) as pages:
         customer, agent, shots = pages.customer, pages.agent, pages.shots
-        sign_in_agent(agent, stack.workbench.url)
-        session = start_chat(customer, stack.chatbot.url, display_name="Mei")
-        customer.get_by_role("button", name=re.compile("talk to a human", re.I)).click()
-        take_over(agent, session)
-        expect(customer.locator("#status-text")).to_contain_text(f"Agent {AGENT_ID} joined")
+        chat_with_agent(pages, stack, "Mei")
 
         # The customer types: the agent's open chat says so; sending hides it.
         customer.get_by_label("Your message").press_sequentially("Where is my par")
