@@ -3,6 +3,7 @@
 // the chats held always come from the server (a new tab shows the same ones).
 
 import { LiveStream } from "/shared/stream.js";
+import { typingSignals } from "/shared/typing.js";
 import { lengthCounter, loadLimits, markSeen, setConnection } from "/shared/ui.js";
 import { alertInBackground, alertsWanted, askForAlerts } from "/static/alerts.js";
 import { cannedReplies } from "/static/canned.js";
@@ -19,6 +20,7 @@ import {
   renderMine,
   selectSession,
   sendReply,
+  showTyping,
   wireAttachments,
 } from "/static/chats.js";
 import {
@@ -28,6 +30,7 @@ import {
   api,
   customerName,
   noteMessage,
+  sessionPath,
   state,
 } from "/static/common.js";
 import {
@@ -79,6 +82,9 @@ function onEvent(envelope) {
     }
     case "note":
       if (state.held.has(p.session_name)) addMessage(p.session_name, noteMessage(p));
+      break;
+    case "typing":
+      if (p.who === "customer") showTyping(p);
       break;
     case "read": {
       const held = state.held.get(p.session_name);
@@ -284,10 +290,17 @@ function init() {
       $("conv-error").textContent = "";
     }
   });
+  // Never while writing an internal note: the customer must not learn of it.
+  const typing = typingSignals(
+    input,
+    () => state.held.get(state.current)?.status === "agent_active" && !$("note-mode").checked,
+    (on) => api(`${sessionPath(state.current)}/typing`, { method: "POST", body: { typing: on } }),
+  );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = input.value.trim();
     if (!content || !state.current) return;
+    typing.sent();
     const tooLong = state.counter.tooLong();
     if (tooLong) {
       $("conv-error").textContent = tooLong;

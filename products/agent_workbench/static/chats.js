@@ -2,6 +2,7 @@
 // receipts, transfer, release and close.
 
 import { attachmentView, wireAttach } from "/shared/attachments.js";
+import { typingIndicator } from "/shared/typing.js";
 import { compareIds, formatTime, markSeen } from "/shared/ui.js";
 import { alertInBackground } from "/static/alerts.js";
 import {
@@ -15,6 +16,16 @@ import {
 } from "/static/common.js";
 import { clearQueueError, queueNotice, renderUnseen } from "/static/queue.js";
 import { loadTeam, renderTeam } from "/static/team.js";
+
+/** The open chat's customer "… is typing" (a signal for another chat is not shown). */
+const customerTyping = typingIndicator($("conv-typing"), $("conv-typing").querySelector(".typing-text"));
+
+export function showTyping(p) {
+  const held = state.held.get(p.session_name);
+  if (!held || p.session_name !== state.current) return;
+  if (p.typing) customerTyping.show(`${held.label} is typing`);
+  else customerTyping.hide();
+}
 
 // --- Held sessions ----------------------------------------------------------------------
 
@@ -86,6 +97,7 @@ export function readOpenChat() {
 }
 
 export function selectSession(name) {
+  if (name !== state.current) customerTyping.hide();
   state.current = name;
   const held = state.held.get(name);
   if (held && held.unread) {
@@ -147,6 +159,7 @@ export function addMessage(name, raw) {
   if (!held || !id || held.messages.has(id)) return;
   const m = { ...raw, id };
   held.messages.set(id, m);
+  if (m.sender === "customer" && name === state.current) customerTyping.hide();
   if (name !== state.current || document.hidden) {
     if (m.sender === "customer") {
       if (name !== state.current) held.unread += 1;

@@ -13,11 +13,14 @@ import {
   markSeen,
   setConnection,
 } from "/shared/ui.js";
+import { typingIndicator, typingSignals } from "/shared/typing.js";
 
 const STORAGE_KEY = "cs-chat-session";
 const TYPING_STALE_MS = 30000;
 
 const $ = (id) => document.getElementById(id);
+// The agent's "… is typing".
+const peerTyping = typingIndicator($("peer-typing"), $("peer-typing").querySelector(".typing-text"));
 
 const state = {
   name: null,
@@ -93,7 +96,10 @@ function addMessage(m) {
   li.append(who, bubble, time);
   insertOrdered(li, Date.parse(m.timestamp) || Date.now());
   if (m.sender === "bot") hideTyping();
-  if (m.sender === "agent") readSoon(id);
+  if (m.sender === "agent") {
+    peerTyping.hide();
+    readSoon(id);
+  }
 }
 
 // --- Read receipts ----------------------------------------------------------------------
@@ -262,6 +268,11 @@ function onEvent(envelope) {
       }
       break;
     }
+    case "typing":
+      if (payload.who !== "agent") break;
+      if (payload.typing) peerTyping.show(`${senderLabel("agent", payload.agent_id)} is typing`);
+      else peerTyping.hide();
+      break;
     case "read":
       if (payload.reader === "agent" && payload.up_to) {
         markSeen($("log"), 'li.msg[data-sender="customer"]', payload.up_to);
@@ -575,6 +586,11 @@ function init() {
     state.limits = limits;
     state.counter.render();
   });
+  const typing = typingSignals(
+    input,
+    () => state.status === "agent_active",
+    (on) => api(`${sessionPath()}/typing`, { method: "POST", body: { typing: on } }),
+  );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = input.value.trim();
@@ -587,6 +603,7 @@ function init() {
     input.value = "";
     state.counter.render();
     try {
+      typing.sent();
       await send(content);
       showError("");
     } catch (error) {
