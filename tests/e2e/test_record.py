@@ -226,7 +226,7 @@ async def test_a_customers_data_is_exported_and_erased_everywhere(
 
         erased = await http.delete(f"{d.workbench}/api/customers/{name}", headers=service)
         assert erased.status_code == 200, erased.text
-        assert erased.json() == {"customer_id": name, "record": True, "live": True}
+        assert erased.json() == {"customer_id": name, "record": True, "live": True, "files": 0}
         agent = d.agent_headers("alice")
         assert (
             await http.get(f"{d.workbench}/api/conversations/{name}", headers=agent)

@@ -68,7 +68,7 @@ async def test_the_workbench_records_in_memory_mode(app: ServiceApp, settings: S
         metrics = (await http.get("/metrics")).text
         assert "record_archived_entries_total" in metrics
         erased = await http.delete("/api/customers/s1", headers=bearer(settings, Role.SERVICE, "t"))
-        assert erased.json() == {"customer_id": "s1", "record": True, "live": True}
+        assert erased.json() == {"customer_id": "s1", "record": True, "live": True, "files": 0}
         assert (await http.get("/api/sessions/s1", headers=alice)).status_code == 404
 
 
