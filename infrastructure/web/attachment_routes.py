@@ -30,6 +30,7 @@ from infrastructure.auth.dependencies import (
     SessionStreamAccess,
     require_role,
 )
+from infrastructure.auth.rate_limit import RateLimitedPrincipal
 from infrastructure.auth.tokens import AGENT_ROLE, CUSTOMER_ROLE
 from infrastructure.sessions import SenderRole
 from infrastructure.web.body_limit import BodyAllowance
@@ -92,13 +93,19 @@ _UPLOAD_BODY: Final[dict[str, Any]] = {
         413: {"description": "larger than ATTACHMENT_MAX_BYTES"},
         415: {"description": "not an image (PNG, JPEG, GIF, WebP) or a PDF, by its bytes"},
         422: {"description": "empty, cut short or damaged"},
+        429: {"description": "too many messages (a file counts as one)"},
     },
 )
 async def upload(
-    request: Request, session_name: SessionNamePath, principal: SessionAccess, files: Attachments
+    request: Request,
+    session_name: SessionNamePath,
+    principal: SessionAccess,
+    _: RateLimitedPrincipal,
+    files: Attachments,
 ) -> MessagePublic:
     """Send a file (multipart, field ``file``): kept, then a ``new_message`` with an
-    ``attachment`` on the session's channel (and its agent's)."""
+    ``attachment`` on the session's channel (and its agent's). A file is a message: it
+    counts against ``RATE_LIMIT_PER_MINUTE`` like one."""
     require_role(principal, CUSTOMER_ROLE, AGENT_ROLE)
     sender = SenderRole.AGENT if principal.role is AGENT_ROLE else SenderRole.CUSTOMER
     agent_id = principal.subject if sender is SenderRole.AGENT else None
