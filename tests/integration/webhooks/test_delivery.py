@@ -131,6 +131,7 @@ async def test_a_failing_receiver_holds_back_later_events_of_the_session(
     receiver.failing = 503
     async with outbox(settings) as box, running_worker(settings, "w1") as worker:
         await produce(box, ["a", "b"], 4)
+
         # Every first event fails again and again; none of the later ones may pass it.
         # (The receiver counts a refusal before the worker has read its answer: wait for
         # the worker's own account of six failures, counted and logged.)
