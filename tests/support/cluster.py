@@ -138,13 +138,13 @@ class RedisCluster:
         """Move ``slots`` (each now on one primary) to the primary on ``to_port``, with their
         keys, as ``redis-cli --cluster reshard`` does, one slot at a time."""
         target = self.node(to_port)
-        with contextlib.closing(target.client(socket_timeout=5)) as dst:
+        with contextlib.closing(cast(Any, target.client(socket_timeout=5))) as dst:
             dst_id = cast(Any, dst).execute_command("CLUSTER MYID").decode()
             for slot in slots:
                 source = self.node(self._owner(slot))
                 if source.port == to_port:
                     continue
-                with contextlib.closing(source.client(socket_timeout=5)) as src:
+                with contextlib.closing(cast(Any, source.client(socket_timeout=5))) as src:
                     src_id = cast(Any, src).execute_command("CLUSTER MYID").decode()
                     dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
                     src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
@@ -162,7 +162,7 @@ class RedisCluster:
                 for shard in self.shards():
                     node = self.node(shard.primary)
                     if node.port not in (source.port, to_port):
-                        with contextlib.closing(node.client(socket_timeout=5)) as other:
+                        with contextlib.closing(cast(Any, node.client(socket_timeout=5))) as other:
                             other.execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
         wait_until(
             lambda: all(self._owner(s) == to_port for s in (slots[0], slots[-1])),
