@@ -195,6 +195,13 @@ class Settings(BaseSettings):
         """``REDIS_URL`` names a Redis Cluster (keys are laid out by hash tag)."""
         return self.REDIS_URL.split("://", 1)[0].lower() == CLUSTER_SCHEME
 
+    def area_prefix(self, area: str) -> str:
+        """The key prefix of a feature's Redis keys: ``sse:<area>:``; on a Redis Cluster
+        ``sse:{<area>}:<area>:``, one hash tag, so one slot, for keys its scripts and
+        transactions use together (the desk's is ``sessions.record_log.store_prefix``)."""
+        prefix = self.REDIS_SSE_CHANNEL_PREFIX
+        return f"{prefix}{{{area}}}:{area}:" if self.redis_clustered else f"{prefix}{area}:"
+
     @model_validator(mode="after")
     def _cluster_prefix_has_no_tag(self) -> Settings:
         # A brace in the prefix would be the hash tag of every key: one slot for all.

@@ -1,6 +1,7 @@
 """The session store on Redis: state shared by every replica of both services.
 
-Key layout (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "store:"``, ``sse:store:`` by default)::
+Key layout (``P`` = ``record_log.store_prefix``: ``sse:store:`` by default; on a Redis Cluster
+``sse:{desk}:store:``, one slot for every key below)::
 
     P sess:{<name>}     HASH    status, agent_id, created_at, updated_at,
                                 waiting_since, escalation_reason (times in epoch ms;

@@ -29,15 +29,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
+from infrastructure.bus.redis.cluster_map import SLOTS, Node, Shard, check_seeds, read_map
 from infrastructure.bus.redis.connection import RedisAddress
 from infrastructure.bus.redis.pipe import CommandPipe
 from infrastructure.bus.redis.positions import ChannelPositions
 from infrastructure.bus.redis.recovery import Recovery
-from infrastructure.bus.redis.sentinel import RedisTopologyError
 from infrastructure.bus.redis.subscriber import Subscriber, SubscriberOwner
 from infrastructure.bus.redis.subscriptions import Subscriptions
 from infrastructure.config import Settings
@@ -45,75 +43,8 @@ from infrastructure.redis_url import RedisTopology
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
-
-SLOTS = 16384
-
-
-@dataclass(frozen=True, slots=True)
-class Shard:
-    """One primary's part of the slot map."""
-
-    primary: str
-    replicas: tuple[str, ...]
-    ranges: tuple[tuple[int, int], ...]
-
-    @property
-    def slots(self) -> int:
-        return sum(end - start + 1 for start, end in self.ranges)
-
-
-def parse_slots(reply: Sequence[Any]) -> list[Shard]:
-    """``CLUSTER SLOTS`` as one :class:`Shard` per primary."""
-    found: dict[str, tuple[list[str], list[tuple[int, int]]]] = {}
-    for entry in reply:
-        start, end, primary, *replicas = entry
-        address = _address(primary)
-        names, ranges = found.setdefault(address, ([], []))
-        for replica in replicas:
-            if _address(replica) not in names:
-                names.append(_address(replica))
-        ranges.append((int(start), int(end)))
-    return [
-        Shard(address, tuple(sorted(names)), tuple(sorted(ranges)))
-        for address, (names, ranges) in sorted(found.items())
-    ]
-
-
-def _address(node: Sequence[Any]) -> str:
-    host = node[0].decode() if isinstance(node[0], bytes) else str(node[0])
-    return f"{host}:{int(node[1])}"
-
-
-class Node:
-    """One primary: its connection, subscriptions, subscriber and delivery probe."""
-
-    def __init__(self, address: str, pipe: CommandPipe, subscriptions: Subscriptions) -> None:
-        self.address = address
-        self.pipe = pipe
-        self.subscriptions = subscriptions
-        self.subscriber: Subscriber | None = None
-        self.slots: frozenset[int] = frozenset()
-        #: The followed channels subscribed (or being subscribed) on this connection.
-        self.carried: set[str] = set()
-        self.probe_sent: float | None = None
-        self.last_delivery = time.monotonic()
-
-    # --- DeliveryWatch ---
-
-    def connected(self) -> None:
-        self.probe_sent = None
-        self.last_delivery = time.monotonic()
-
-    def probe_returned(self) -> None:
-        self.probe_sent = None
-        self.last_delivery = time.monotonic()
-
-    def stalled(self, limit: float) -> bool:
-        sent = self.probe_sent
-        return sent is not None and time.monotonic() - sent > limit
 
 
 class ClusterNodes:
@@ -249,7 +180,7 @@ class ClusterNodes:
     async def start(self) -> None:
         """Check the seeds (a server not in cluster mode is an error at start), read the
         map if the cluster answers, connect, and watch."""
-        await self._check_seeds()
+        await check_seeds(self._settings, self._topology)
         with contextlib.suppress(RedisError, OSError):
             await self.refresh()
         if self._task is None:
@@ -317,29 +248,9 @@ class ClusterNodes:
 
     async def refresh(self) -> None:
         """Read the slot map; apply it when it changed."""
-        shards = await self._read_map()
+        shards = await read_map(self._settings, self._topology, self.shards)
         if shards != self.shards:
             self._apply(shards)
-
-    async def _read_map(self) -> list[Shard]:
-        """``CLUSTER SLOTS`` from the first node that answers with a full map: the known
-        primaries first, then their replicas, then the seeds."""
-        candidates: list[str] = []
-        for shard in self.shards:
-            candidates += [shard.primary, *shard.replicas]
-        candidates += [f"{host}:{port}" for host, port in self._topology.hosts]
-        error: Exception | None = None
-        for address in dict.fromkeys(candidates):
-            try:
-                reply = await self._ask(address, "CLUSTER", "SLOTS")
-            except (RedisError, OSError) as exc:
-                error = exc
-                continue
-            shards = parse_slots(reply)
-            if sum(s.slots for s in shards) == SLOTS:
-                return shards
-            error = RedisConnectionError(f"{address} does not see every slot served")
-        raise error or RedisConnectionError("no cluster node answered")
 
     def _apply(self, shards: list[Shard]) -> None:
         old = {s.primary for s in self.shards}
@@ -426,35 +337,6 @@ class ClusterNodes:
         self._retired[2] += sub.catch_ups
         await sub.stop()
         await node.pipe.close()
-
-    async def _ask(self, address: str, *command: Any) -> Any:
-        host, _, port = address.rpartition(":")
-        timeout = self._settings.REDIS_SOCKET_TIMEOUT_SECONDS
-        client = aioredis.Redis(
-            host=host,
-            port=int(port),
-            username=self._topology.username,
-            password=self._topology.password,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-        try:
-            return await client.execute_command(*command)  # type: ignore[no-untyped-call]
-        finally:
-            await client.aclose()
-
-    async def _check_seeds(self) -> None:
-        """A seed that answers and is not in cluster mode is a configuration error."""
-        for host, port in self._topology.hosts:
-            try:
-                await self._ask(f"{host}:{port}", "CLUSTER", "MYID")
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                continue  # away: an outage, not a configuration error
-            except ResponseError as exc:
-                raise RedisTopologyError(
-                    f"REDIS_URL: {host}:{port} is not a Redis Cluster node ({exc}): start it "
-                    "with cluster-enabled yes, or use redis:// for a single server"
-                ) from None
 
     def describe(self) -> dict[str, Any]:
         now = time.monotonic()
