@@ -55,11 +55,12 @@ def make_cluster_client(settings: Settings, client_name: str) -> aioredis.Redis:
     slot's primary and follows ``MOVED`` and failovers itself. It offers the command
     methods of ``Redis`` that the store, the desk and the replays use, hence the cast
     (it is not a subclass)."""
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from infrastructure.bus.redis.cluster_client import BlockingRedisCluster
+    from redis.asyncio.cluster import ClusterNode
 
     topology = settings.redis_topology
     timeout = settings.REDIS_SOCKET_TIMEOUT_SECONDS
-    client = RedisCluster(
+    client = BlockingRedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in topology.hosts],
         username=topology.username,
         password=topology.password,
