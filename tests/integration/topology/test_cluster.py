@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -125,6 +126,13 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
     def count() -> int:
         return sum(len(v) for v in published.values())
 
+    health: list[tuple[float, bool]] = []
+
+    async def probe_health() -> None:  # what /readyz asks
+        while True:
+            health.append((time.monotonic(), await fol.health_check()))
+            await asyncio.sleep(0.05)  # the probe's own pace, not a wait for a condition
+
     tasks: list[asyncio.Task[None]] = []
     try:
         for channel, listener in listeners.items():
@@ -142,6 +150,7 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
         assert all(s["replicas"] for s in topology["shards"]), topology
 
         tasks.append(asyncio.create_task(publish()))
+        tasks.append(asyncio.create_task(probe_health()))
         await async_wait_until(lambda: count() >= 300, timeout=30, description="300 published")
 
         # (1) A slot range holding some of the channels moves to another primary.
@@ -164,6 +173,7 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
 
         # (2) The primary of a channel is SIGKILLed; its replica takes over.
         victim = cluster.primary_of(CHANNELS[0])
+        killed_at = time.monotonic()
         promoted = await asyncio.to_thread(cluster.kill_primary, victim)
         mark = count()
         await async_wait_until(
@@ -174,6 +184,7 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
             description="publishing goes on after the failover, the outbox is empty",
         )
         stop.set()
+        await async_wait_until(lambda: health[-1][1], timeout=10, description="ready again")
         await async_wait_until(
             lambda: all(set(published[ch]) <= set(received[ch]) for ch in CHANNELS),
             timeout=30,
@@ -191,6 +202,9 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
         await follower.close()
         await publisher.close()
 
+    # Not ready while a primary is away, ready once its replica serves its slots.
+    assert False in [ok for at, ok in health if at > killed_at], health
+    assert health[-1][1]
     for channel in CHANNELS:
         acked = set(acknowledged[channel])
         seen = [n for n in received[channel] if n in acked]
