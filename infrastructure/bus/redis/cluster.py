@@ -38,6 +38,7 @@ from infrastructure.bus.redis.positions import ChannelPositions
 from infrastructure.bus.redis.recovery import Recovery
 from infrastructure.bus.redis.subscriber import Subscriber, SubscriberOwner
 from infrastructure.bus.redis.subscriptions import Subscriptions
+from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings
 from infrastructure.redis_url import RedisTopology
 from redis.crc import key_slot
@@ -196,9 +197,7 @@ class ClusterNodes:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         for address in list(self.nodes):
             await self._retire(address)
         for retiring in list(self._retiring):
@@ -211,10 +210,10 @@ class ClusterNodes:
 
     def publish_failed(self, error: Exception) -> None:
         text = str(error)
-        if isinstance(error, (RedisConnectionError, ResponseError)) and (
-            isinstance(error, RedisConnectionError)
-            or text.startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN"))
-        ):
+        redirected = isinstance(error, ResponseError) and text.startswith(
+            ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")
+        )
+        if redirected or isinstance(error, RedisConnectionError):
             self.refresh_soon(f"a publish failed: {text}")
 
     # --- the watch ---

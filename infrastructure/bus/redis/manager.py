@@ -396,7 +396,8 @@ class RedisSseManager:
 
     def subscriber_lost(self, subscriber: Subscriber, reason: str) -> None:
         self.last_error = reason
-        self.positions.release_waiters()
+        if not subscriber.connected:  # its connection is gone, not one subscription
+            self.positions.release_waiters()
         if self.cluster is not None:
             self.cluster.refresh_soon(reason)
 
