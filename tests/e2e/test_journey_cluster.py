@@ -16,6 +16,7 @@ from infrastructure.sessions.record_log import record_key
 from tests.e2e.test_journey import run_journey
 from tests.support.cluster import RedisCluster, slot_of
 from tests.support.deployment import Deployment, start_deployment, stop_deployment
+from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +48,48 @@ async def test_the_journey_on_a_redis_cluster(on_cluster: tuple[Deployment, Redi
         desk_keys = [k.decode() for k in client.keys("sse:{desk}:*")]
     assert any(":store:sess:{" in k for k in desk_keys), desk_keys
     assert slot_of("sse:{desk}:store:queue:waiting") == slot_of("{desk}")
+
+
+async def test_a_chat_closes_on_a_redis_cluster(
+    on_cluster: tuple[Deployment, RedisCluster],
+) -> None:
+    """Escalate, take over, talk, close: the customer, on another replica, sees it closed."""
+    d, _ = on_cluster
+    chat_a, chat_b = (p.url for p in d.chatbots)
+    work_a = d.workbenches[0].url
+    bob = d.agent_headers("bob")
+    async with httpx.AsyncClient(timeout=10) as http:
+        created = (await http.post(f"{chat_a}/api/sessions", json={})).json()
+        name, customer = created["session_name"], {"Authorization": f"Bearer {created['token']}"}
+        stream = await SseStream(
+            f"{chat_b}/api/sessions/{name}/events?token={created['token']}"
+        ).start()
+        try:
+            asked = await http.post(
+                f"{chat_a}/api/sessions/{name}/messages",
+                json={"content": "转人工"},
+                headers=customer,
+            )
+            assert asked.json()["escalated"] is True
+            took = await http.post(
+                f"{work_a}/api/sessions/{name}/takeover", json={"agent_id": "bob"}, headers=bob
+            )
+            assert took.status_code == 200, took.text
+            said = await http.post(
+                f"{work_a}/api/sessions/{name}/messages",
+                json={"agent_id": "bob", "content": "Solved, closing."},
+                headers=bob,
+            )
+            assert said.status_code == 201, said.text
+            closed = await http.post(
+                f"{work_a}/api/sessions/{name}/close", json={"agent_id": "bob"}, headers=bob
+            )
+            assert closed.status_code == 200, closed.text
+            assert closed.json()["status"] == "closed"
+            await stream.wait_type("new_message", sender="agent", content="Solved, closing.")
+            await stream.wait_type("status_change", status="closed")
+        finally:
+            await stream.close()
 
 
 async def test_readyz_and_metrics_tell_the_cluster(
