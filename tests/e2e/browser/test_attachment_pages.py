@@ -111,6 +111,7 @@ def test_files_both_ways_and_refusals_people_understand(
         agent.set_viewport_size({"width": 390, "height": 844})
         agent.screenshot(path=shots.folder / "files-agent-on-a-phone.png", full_page=True)
         _not_overflowing(customer)
+        _not_overflowing(agent)
 
         # The record's history page shows them too (found by the file's name).
         agent.set_viewport_size({"width": 1180, "height": 760})
