@@ -21,6 +21,7 @@ import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import redis.asyncio as aioredis
 
@@ -86,6 +87,9 @@ async def run(sessions: int) -> list[Phase]:
             for name in names:
                 await store.create(name)
 
+            def tick(chunk: list[str]) -> Callable[[], Awaitable[object]]:
+                return lambda: desk.enter("customer", chunk)
+
             def message(name: str, n: int) -> Callable[[], Awaitable[object]]:
                 return lambda: store.append_message(
                     ChatMessage(
@@ -104,16 +108,12 @@ async def run(sessions: int) -> list[Phase]:
                 await _measure(
                     redis,
                     "escalate (转人工: a move into the queue)",
-                    [(lambda name=name: store.escalate(name)) for name in names],
+                    [partial(store.escalate, name) for name in names],
                 ),
                 await _measure(
                     redis,
                     "presence tick, 100 streams per call",
-                    [
-                        (lambda chunk=names[i : i + 100]: desk.enter("customer", chunk))
-                        for i in range(0, len(names), 100)
-                    ]
-                    * 20,
+                    [tick(names[i : i + 100]) for i in range(0, len(names), 100)] * 20,
                 ),
                 await _measure(
                     redis,
