@@ -114,6 +114,40 @@ class DeskService:
         )
         return session
 
+    async def take_over(
+        self, session_name: str, supervisor: str, expected_holder: str = ""
+    ) -> Session:
+        """A supervisor takes a chat from the agent holding it: that agent's page drops it
+        with a notice (``taken_over``), the customer sees who joined, the supervisor gets it
+        (``assigned``), webhooks get a ``transferred`` with ``"takeover": true``."""
+        session, holder = await self.desk.take_over(session_name, supervisor, expected_holder)
+        payload = session_payload(session)
+        # First the notice, then the status: the page drops the chat saying why.
+        await self.bus.publish(
+            Target.agent(holder), "taken_over", {**payload, "by": supervisor}, self.source
+        )
+        await publish_status(
+            self.bus,
+            self.store,
+            session,
+            self.source,
+            previous=SessionStatus.AGENT_ACTIVE,
+            previous_agent=holder,
+        )
+        await self.bus.publish(
+            Target.agent(supervisor),
+            "assigned",
+            {**payload, "taken_over_from": holder},
+            self.source,
+        )
+        await emit_webhook(
+            self.bus,
+            "transferred",
+            session_name,
+            {**payload, "from_agent_id": holder, "to_agent_id": supervisor, "takeover": True},
+        )
+        return session
+
     async def to_queue(self, session_name: str, agent_id: str) -> Session:
         """The holder hands one chat back to the queue's front (another agent takes it)."""
         await self.store.requeue(session_name, agent_id)

@@ -129,7 +129,9 @@ async def login(
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
     set_auth_cookie(response, settings, Role.AGENT, token)
     await desk_handlers.signed_in(desk, body.agent_id)
-    return AgentToken(agent_id=body.agent_id, token=token)
+    return AgentToken(
+        agent_id=body.agent_id, token=token, roles=agents.roles_of(settings, body.agent_id)
+    )
 
 
 @router.post("/api/agents/logout", response_model=LogoutResult, tags=["agents"])
