@@ -214,7 +214,7 @@ function tick() {
     const seconds = (now - Number(el.dataset.since)) / 1000;
     const out = el.querySelector(".sv-waited, .sv-idle");
     const text = formatDuration(seconds);
-    out.textContent = out.className === "sv-idle" ? `${text} ago` : text;
+    out.textContent = out.className === "sv-idle" ? `idle ${text}` : text;
   }
 }
 
@@ -226,6 +226,8 @@ async function openView(name) {
   $("sv-transcript").replaceChildren();
   renderView();
   render();
+  // On a phone the view is below the lists: bring it into sight.
+  if (window.matchMedia("(max-width: 760px)").matches) $("sv-conv").scrollIntoView();
   try {
     const [messages, notes] = await Promise.all([
       api(`${sessionPath(name)}/messages`),
@@ -261,7 +263,7 @@ function renderView() {
   $("sv-takeover").textContent = other ? `Take over from ${holder}` : "Take over";
   $("sv-whisper").hidden = !other;
   $("sv-whisper-input").placeholder = other
-    ? `Whisper to ${holder}… (an internal note: the customer never sees it)`
+    ? `Whisper to ${holder}… (the customer never sees it)`
     : "";
   $("sv-whisper-label").textContent = other ? `Whisper to ${holder}` : "Whisper";
 }

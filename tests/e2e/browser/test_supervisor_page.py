@@ -179,6 +179,7 @@ def test_the_supervisor_watches_whispers_and_takes_over(
         )
         expect(agent.locator("#mine-empty")).to_be_visible()
         expect(customer.locator("#status-text")).to_contain_text(f"Agent {LEAD_ID} joined")
+        expect(customer.locator("#log")).to_contain_text(f"Agent {LEAD_ID} joined the chat")
         assert "Offer the express refund." not in customer.locator("#log").inner_text()
         lead.get_by_label("Reply to the customer").fill("Hello Mei, I am the team lead.")
         lead.get_by_label("Reply to the customer").press("Enter")
