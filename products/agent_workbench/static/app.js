@@ -88,9 +88,17 @@ function onEvent(envelope) {
     case "presence":
       applyPresence(p);
       break;
-    case "note":
-      if (state.held.has(p.session_name)) addMessage(p.session_name, noteMessage(p));
+    case "note": {
+      const held = state.held.get(p.session_name);
+      if (!held) break;
+      addMessage(p.session_name, noteMessage(p));
+      // A colleague's note (a supervisor's whisper) on a chat this agent holds: said aloud.
+      if (p.agent_id !== state.agentId) {
+        queueNotice(`Note from ${p.agent_id} on ${held.label}`);
+        alertInBackground(`${p.agent_id} on ${held.label}: ${p.content}`, "note");
+      }
       break;
+    }
     case "read": {
       const held = state.held.get(p.session_name);
       if (held && p.reader === "customer" && p.up_to) {

@@ -159,6 +159,7 @@ def test_the_supervisor_watches_whispers_and_takes_over(
         whisper = agent.locator('#transcript li[data-sender="note"]')
         expect(whisper).to_contain_text("Offer the express refund.")
         expect(whisper).to_contain_text(f"Internal note · {LEAD_ID}")
+        expect(agent.locator("#queue-notice")).to_have_text(f"Note from {LEAD_ID} on Mei")
         lead.screenshot(path=folder / "02-read-only-with-whisper-lead.png", full_page=True)
         agent.screenshot(path=folder / "02-whispered-to-agent.png", full_page=True)
         lead.set_viewport_size({"width": 390, "height": 844})
