@@ -192,6 +192,9 @@ def test_the_supervisor_watches_whispers_and_takes_over(
 
         # Its own status is what it is, whatever order the snapshot and the event came in.
         expect(lead.locator("#presence")).to_have_value("online")
+        # Every team list hears the loads move.
+        expect(lead.locator("#team li", has_text=AGENT_ID)).to_contain_text("online · 0/3")
+        expect(agent.locator("#team li", has_text=LEAD_ID)).to_contain_text("online · 1/3")
         expect(lead.locator('#team li[data-status="online"]', has_text=LEAD_ID)).to_have_count(1)
 
         # The live view after it: the chat is the lead's, alice holds nothing.

@@ -124,6 +124,7 @@ async def test_a_forced_takeover_moves_the_chat_and_tells_everyone() -> None:
         customer = await t.follow(Target.session("s1"))
         ann = await t.follow(Target.agent("ann"))
         lead = await t.follow(Target.agent("lead"))
+        team = await t.follow(Target.broadcast())
         session = await take_over(t.desk, "s1", "lead", "ann")
         assert (session.status, session.agent_id) == (SessionStatus.AGENT_ACTIVE, "lead")
         assert [s.session_name for s in await t.store.held_by("lead")] == ["s1"]
@@ -142,6 +143,9 @@ async def test_a_forced_takeover_moves_the_chat_and_tells_everyone() -> None:
         assert (notice[0], notice[1]["by"], kind) == ("taken_over", "lead", "status_change")
         kinds = [(k, p.get("taken_over_from")) for k, p in await published(lead)]
         assert kinds == [("status_change", None), ("assigned", "ann")]
+        # Every team list hears the loads move (status unchanged).
+        loads = [(p["agent_id"], p["chats"]) for k, p in await published(team) if k == "presence"]
+        assert loads == [("ann", 0), ("lead", 1)]
         # The previous holder can no longer write; the supervisor can.
         with pytest.raises(NotHolder):
             await agent_message(t.bus, t.store, "s1", "ann", "still here?")
