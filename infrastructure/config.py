@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     #: limit refused): its own bucket per token, so the message limit never blocks it.
     ESCALATION_RATE_LIMIT_PER_MINUTE: int = Field(default=30, ge=1)
     ESCALATION_RATE_LIMIT_BURST: int = Field(default=10, ge=1)
+    #: Typing signals (``POST /api/sessions/{name}/typing``): a page sends one per 2 s.
+    TYPING_RATE_LIMIT_PER_MINUTE: int = Field(default=60, ge=1)
+    TYPING_RATE_LIMIT_BURST: int = Field(default=5, ge=1)
     MAX_JSON_DEPTH: int = Field(default=32, ge=1)
 
     # --- The record (issue 21; see infrastructure/record) ---

@@ -130,29 +130,43 @@ async def enforce_rate_limit(
 async def get_rate_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
     """The process's message limiter, kept on ``app.state.rate_limiter`` (an app factory may
     put another there first)."""
-    limiter: RateLimiter = state_value(
-        request.app.state,
-        "rate_limiter",
-        lambda: MemoryRateLimiter(settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST),
+    return _own_limiter(
+        request, "rate_limiter", settings.RATE_LIMIT_PER_MINUTE, settings.RATE_LIMIT_BURST
     )
-    return limiter
 
 
 async def get_escalation_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
     """The process's 转人工 limiter, on ``app.state.escalation_rate_limiter``: its own
     buckets."""
-    limiter: RateLimiter = state_value(
-        request.app.state,
+    return _own_limiter(
+        request,
         "escalation_rate_limiter",
-        lambda: MemoryRateLimiter(
-            settings.ESCALATION_RATE_LIMIT_PER_MINUTE, settings.ESCALATION_RATE_LIMIT_BURST
-        ),
+        settings.ESCALATION_RATE_LIMIT_PER_MINUTE,
+        settings.ESCALATION_RATE_LIMIT_BURST,
+    )
+
+
+async def get_typing_limiter(request: Request, settings: SettingsDep) -> RateLimiter:
+    """The process's limiter of typing signals (``app.state.typing_rate_limiter``): a page
+    sends one per 2 s at most; a client that floods is refused, not relayed."""
+    return _own_limiter(
+        request,
+        "typing_rate_limiter",
+        settings.TYPING_RATE_LIMIT_PER_MINUTE,
+        settings.TYPING_RATE_LIMIT_BURST,
+    )
+
+
+def _own_limiter(request: Request, name: str, per_minute: int, burst: int) -> RateLimiter:
+    limiter: RateLimiter = state_value(
+        request.app.state, name, lambda: MemoryRateLimiter(per_minute, burst)
     )
     return limiter
 
 
 MessageRateLimiter = Annotated[RateLimiter, Depends(get_rate_limiter)]
 EscalationRateLimiter = Annotated[RateLimiter, Depends(get_escalation_limiter)]
+TypingRateLimiter = Annotated[RateLimiter, Depends(get_typing_limiter)]
 
 
 async def get_rate_limited_principal(

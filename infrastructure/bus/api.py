@@ -114,15 +114,42 @@ class SseBus:
         payload: Mapping[str, Any],
         source: str | None = None,
     ) -> Event:
-        envelope = build_envelope(event_type, dict(payload), source or self.settings.SERVICE_NAME)
-        channel, body = self.channel(target), dumps(envelope)
+        channel, body = self._encode(target, event_type, payload, source)
         if self.manager is not None:
             event = await self.manager.publish(channel, body)
         else:
             event = self.publish_to_memory(channel, body)
-        # The type as given: the body is not parsed again to count it.
-        self.stats.count_published(envelope["type"])
         return event
+
+    async def publish_ephemeral(
+        self,
+        target: str | Target,
+        event_type: str,
+        payload: Mapping[str, Any],
+        source: str | None = None,
+    ) -> None:
+        """An event for whoever listens now, never kept: no history entry and no id, so a
+        reconnect does not replay it and nothing archives it (typing indicators)."""
+        channel, body = self._encode(target, event_type, payload, source)
+        if self.manager is not None:
+            await self.manager.publish_ephemeral(channel, body)
+        else:
+            self.hub.dispatch(Event(channel, "", "", body))
+
+    def _encode(
+        self,
+        target: str | Target,
+        event_type: str,
+        payload: Mapping[str, Any],
+        source: str | None,
+    ) -> tuple[str, bytes]:
+        """The channel and the envelope's bytes; counts the event as published (by the
+        type as given: the body is not parsed again to count it)."""
+        channel = self.channel(target)
+        envelope = build_envelope(event_type, dict(payload), source or self.settings.SERVICE_NAME)
+        body = dumps(envelope)
+        self.stats.count_published(envelope["type"])
+        return channel, body
 
     def publish_to_memory(self, channel: str, body: bytes) -> Event:
         event = self.memory.append(channel, body)

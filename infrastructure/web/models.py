@@ -54,6 +54,12 @@ class ReadReceipt(BaseModel):
     up_to: str | None = Field(default=None, pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")
 
 
+class TypingSignal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: False when the person stopped (sent the message, cleared the box).
+    typing: bool = True
+
+
 class QueuePlace(BaseModel):
     session_name: str
     #: 1-based; null when the session is not waiting.

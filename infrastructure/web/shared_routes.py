@@ -20,11 +20,13 @@ from infrastructure.auth.dependencies import (
     require_role,
 )
 from infrastructure.auth.limits import JSONTooDeep, StreamSlotsDep, check_json_depth
+from infrastructure.auth.rate_limit import TypingRateLimiter, enforce_rate_limit
 from infrastructure.auth.tokens import AGENT_ROLE, CUSTOMER_ROLE, SERVICE_ROLE, Principal
 from infrastructure.config import Settings
 from infrastructure.events import AGENT_KIND, NAME_PATTERN, SESSION_KIND, Target
 from infrastructure.metrics import render
 from infrastructure.sessions.notify import publish_read
+from infrastructure.sessions.typing import signal_typing
 from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore
 from infrastructure.web.errors import unprocessable
 from infrastructure.web.fast_path import FastRequest, FastRoute, NotFast, as_json
@@ -35,6 +37,7 @@ from infrastructure.web.models import (
     Readiness,
     ReadReceipt,
     SessionPublic,
+    TypingSignal,
 )
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, fast_session_events, open_session_stream
@@ -265,6 +268,30 @@ async def mark_read(
         reader = "agent" if agent else "customer"
         await publish_read(bus, session, reader, up_to)
     return SessionPublic.of(session)
+
+
+@router.post(
+    "/api/sessions/{session_name}/typing",
+    status_code=204,
+    tags=["sessions"],
+    responses={403: {"description": "an agent who does not hold the chat"}},
+)
+async def typing(
+    session_name: SessionNamePath,
+    principal: SessionAccess,
+    bus: Bus,
+    store: SessionStore,
+    limiter: TypingRateLimiter,
+    body: TypingSignal | None = None,
+) -> Response:
+    """Someone is typing: the customer (its token) or the agent holding the chat is typing (or,
+    with ``{"typing": false}``, stopped). Ephemeral: never kept, never replayed (409 for a
+    closed chat, 429 past ``TYPING_RATE_LIMIT_PER_MINUTE``)."""
+    require_role(principal, CUSTOMER_ROLE, AGENT_ROLE)
+    await enforce_rate_limit(limiter, principal, "typing signals")
+    agent = principal.subject if principal.role is AGENT_ROLE else None
+    await signal_typing(bus, store, session_name, agent, body.typing if body else True)
+    return Response(status_code=204)
 
 
 @router.get("/api/sessions/{session_name}/queue", response_model=QueuePlace, tags=["sessions"])

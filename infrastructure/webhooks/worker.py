@@ -83,15 +83,23 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-delivery")
 
     async def stop(self) -> None:
-        # The loop ends at its next turn (a blocking read lasts a second at most): cancelling
-        # it inside redis-py's XREADGROUP BLOCK can leave that connection unclosed, and
-        # redis-py may swallow the cancellation. Only a loop that does not end in time is
-        # cancelled.
+        # The loop first, so that no delivery starts after the wait below began: it ends at
+        # its next turn (a blocking read lasts a second at most); cancelling it inside
+        # redis-py's XREADGROUP BLOCK can leave that connection unclosed, and redis-py may
+        # swallow the cancellation. Only a loop that does not end in time is cancelled.
         self._stopping = True
-        # Deliveries on their way end by themselves (their HTTP call has a timeout, then one
-        # Redis write); cancelled inside that write, redis-py would leave its connection
-        # unclosed. One that does not end in time is cancelled (it stays pending: at least
-        # once).
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), _STOP_WAIT_SECONDS)
+            except TimeoutError:
+                self._task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        # Then the deliveries on their way: they end by themselves (their HTTP call has a
+        # timeout, then one Redis write); cancelled inside that write, redis-py would leave
+        # its connection unclosed. One that does not end in time is cancelled (it stays
+        # pending: at least once).
         sending = list(self._sending)
         if sending:
             _, late = await asyncio.wait(
@@ -102,14 +110,6 @@ class DeliveryWorker:
             for task in late:
                 with suppress(asyncio.CancelledError):
                     await task
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), _STOP_WAIT_SECONDS)
-            except TimeoutError:
-                self._task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await self._task
-            self._task = None
 
     async def _run(self) -> None:
         pause = 0.05

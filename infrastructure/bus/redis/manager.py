@@ -255,6 +255,17 @@ class RedisSseManager:
             self.outbox.start_retry(lambda: self.connected and not self._closing)
         return event
 
+    async def publish_ephemeral(self, channel: str, body: bytes) -> None:
+        """An event that is not kept (typing): no history, no id, so a reconnect never
+        replays it. With Redis unreachable only this process's listeners get it."""
+        if self.connected:
+            try:
+                await self._publisher.run_ephemeral(channel, body)
+                return
+            except (RedisError, OSError) as exc:
+                self.last_error = repr(exc)
+        self.hub.dispatch(Event(channel, "", "", body))
+
     # --- subscribing ---
 
     async def attach(
@@ -384,6 +395,9 @@ class RedisSseManager:
         data: bytes = response[2]
         epoch, event_id, tag, body = data.split(b" ", 3)
         event = Event(channel, epoch.decode(), event_id.decode(), body)
+        if not event_id:  # ephemeral (publish_ephemeral): it has no position to keep
+            self.hub.dispatch(event)
+            return
         # Ours, flushed from the outbox: local listeners already had the event
         # (without an id); now they get its id, so a later resume does not replay it.
         if tag != b"-" and self.outbox.claim(tag.decode()):

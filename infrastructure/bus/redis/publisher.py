@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import hiredis
 
@@ -18,6 +18,11 @@ from redis.exceptions import NoScriptError, RedisError
 class NotReplicated(RedisError):
     """The event is on the primary, but fewer replicas than required confirmed it
     (``WAIT``): it is not acknowledged (a failover now could lose it)."""
+
+
+#: How an ephemeral event's message starts: the script's ``<epoch> <id> <tag> `` with the
+#: epoch and id empty (the subscriber delivers it without a position).
+EPHEMERAL_HEAD: Final = b"  - "
 
 
 def _no_acks() -> int:
@@ -51,6 +56,11 @@ class Publisher:
         self._epoch_base = new_epoch()[:6]
         self._uid_seq = 0
         self._call = PublishCall(keys.stream, keys.epoch, history_length, ttl_ms)
+
+    async def run_ephemeral(self, channel: str, body: bytes) -> None:
+        """``PUBLISH`` alone: no history entry, no id, no replica acknowledgement. The
+        message reads as one with an empty epoch and id (see ``EPHEMERAL_HEAD``)."""
+        await self._pipe.execute("PUBLISH", channel, EPHEMERAL_HEAD + body)
 
     def next_uid(self) -> str:
         self._uid_seq += 1

@@ -3,6 +3,7 @@
 // the chats held always come from the server (a new tab shows the same ones).
 
 import { LiveStream } from "/shared/stream.js";
+import { typingSignals } from "/shared/typing.js";
 import { lengthCounter, loadLimits, markSeen, setConnection } from "/shared/ui.js";
 import { alertInBackground, alertsWanted, askForAlerts } from "/static/alerts.js";
 import { cannedReplies } from "/static/canned.js";
@@ -19,6 +20,7 @@ import {
   renderMine,
   selectSession,
   sendReply,
+  showTyping,
 } from "/static/chats.js";
 import {
   $,
@@ -27,6 +29,7 @@ import {
   api,
   customerName,
   noteMessage,
+  sessionPath,
   state,
 } from "/static/common.js";
 import {
@@ -99,6 +102,9 @@ function onEvent(envelope) {
       }
       break;
     }
+    case "typing":
+      if (p.who === "customer") showTyping(p);
+      break;
     case "read": {
       const held = state.held.get(p.session_name);
       if (held && p.reader === "customer" && p.up_to) {
@@ -321,10 +327,17 @@ function init() {
       $("conv-error").textContent = "";
     }
   });
+  // Never while writing an internal note: the customer must not learn of it.
+  const typing = typingSignals(
+    input,
+    () => state.held.get(state.current)?.status === "agent_active" && !$("note-mode").checked,
+    (on) => api(`${sessionPath(state.current)}/typing`, { method: "POST", body: { typing: on } }),
+  );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = input.value.trim();
     if (!content || !state.current) return;
+    typing.sent();
     const tooLong = state.counter.tooLong();
     if (tooLong) {
       $("conv-error").textContent = tooLong;

@@ -1,6 +1,7 @@
 // The chats this agent holds: the list, the open conversation, messages and notes, read
 // receipts, transfer, release and close.
 
+import { typingIndicator } from "/shared/typing.js";
 import { compareIds, formatTime, markSeen } from "/shared/ui.js";
 import { alertInBackground } from "/static/alerts.js";
 import {
@@ -14,6 +15,16 @@ import {
 } from "/static/common.js";
 import { clearQueueError, queueNotice, renderUnseen } from "/static/queue.js";
 import { loadTeam, renderTeam } from "/static/team.js";
+
+/** The open chat's customer "… is typing" (a signal for another chat is not shown). */
+const customerTyping = typingIndicator($("conv-typing"), $("conv-typing").querySelector(".typing-text"));
+
+export function showTyping(p) {
+  const held = state.held.get(p.session_name);
+  if (!held || p.session_name !== state.current) return;
+  if (p.typing) customerTyping.show(`${held.label} is typing`);
+  else customerTyping.hide();
+}
 
 // --- Held sessions ----------------------------------------------------------------------
 
@@ -85,6 +96,7 @@ export function readOpenChat() {
 }
 
 export function selectSession(name) {
+  if (name !== state.current) customerTyping.hide();
   state.current = name;
   const held = state.held.get(name);
   if (held && held.unread) {
@@ -143,6 +155,7 @@ export function addMessage(name, raw) {
   if (!held || !id || held.messages.has(id)) return;
   const m = { ...raw, id };
   held.messages.set(id, m);
+  if (m.sender === "customer" && name === state.current) customerTyping.hide();
   if (name !== state.current || document.hidden) {
     if (m.sender === "customer") {
       if (name !== state.current) held.unread += 1;

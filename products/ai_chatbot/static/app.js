@@ -12,11 +12,14 @@ import {
   markSeen,
   setConnection,
 } from "/shared/ui.js";
+import { typingIndicator, typingSignals } from "/shared/typing.js";
 
 const STORAGE_KEY = "cs-chat-session";
 const TYPING_STALE_MS = 30000;
 
 const $ = (id) => document.getElementById(id);
+// The agent's "… is typing".
+const peerTyping = typingIndicator($("peer-typing"), $("peer-typing").querySelector(".typing-text"));
 
 const state = {
   name: null,
@@ -91,7 +94,10 @@ function addMessage(m) {
   li.append(who, bubble, time);
   insertOrdered(li, Date.parse(m.timestamp) || Date.now());
   if (m.sender === "bot") hideTyping();
-  if (m.sender === "agent") readSoon(id);
+  if (m.sender === "agent") {
+    peerTyping.hide();
+    readSoon(id);
+  }
 }
 
 // --- Read receipts ----------------------------------------------------------------------
@@ -263,6 +269,11 @@ function onEvent(envelope) {
       }
       break;
     }
+    case "typing":
+      if (payload.who !== "agent") break;
+      if (payload.typing) peerTyping.show(`${senderLabel("agent", payload.agent_id)} is typing`);
+      else peerTyping.hide();
+      break;
     case "read":
       if (payload.reader === "agent" && payload.up_to) {
         markSeen($("log"), 'li.msg[data-sender="customer"]', payload.up_to);
@@ -567,6 +578,11 @@ function init() {
     state.limits = limits;
     state.counter.render();
   });
+  const typing = typingSignals(
+    input,
+    () => state.status === "agent_active",
+    (on) => api(`${sessionPath()}/typing`, { method: "POST", body: { typing: on } }),
+  );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const content = input.value.trim();
@@ -579,6 +595,7 @@ function init() {
     input.value = "";
     state.counter.render();
     try {
+      typing.sent();
       await send(content);
       showError("");
     } catch (error) {

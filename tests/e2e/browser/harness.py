@@ -213,6 +213,23 @@ def agent_says(page: Page, text: str) -> None:
     expect(page.locator('#transcript li[data-sender="agent"]', has_text=text)).to_have_count(1)
 
 
+def ask_for_a_human(customer: Page) -> None:
+    """转人工 by its button; the page says it waits (the harness assigns by hand)."""
+    customer.get_by_role("button", name=re.compile("talk to a human", re.I)).click()
+    expect(customer.locator("#status-text")).to_contain_text("Waiting for an agent")
+
+
+def chat_with_agent(pages: Pages, stack: Stack, display_name: str = "") -> str:
+    """The usual start: the agent signs in, a customer (``display_name``) starts a chat and
+    asks for a human, the agent takes it over and the customer sees it. The session's name."""
+    sign_in_agent(pages.agent, stack.workbench.url)
+    session = start_chat(pages.customer, stack.chatbot.url, display_name=display_name)
+    ask_for_a_human(pages.customer)
+    take_over(pages.agent, session)
+    expect(pages.customer.locator("#status-text")).to_contain_text(f"Agent {AGENT_ID} joined")
+    return session
+
+
 def take_over(page: Page, session_name: str) -> None:
     item = page.locator(f'#queue li[data-session="{session_name}"]')
     item.get_by_role("button", name=re.compile("^Take over")).click()

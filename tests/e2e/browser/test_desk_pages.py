@@ -9,7 +9,7 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from tests.e2e.browser.harness import (
     AGENT_ID,
@@ -17,6 +17,8 @@ from tests.e2e.browser.harness import (
     OTHER_AGENT_PASSWORD,
     Stack,
     agent_says,
+    ask_for_a_human,
+    chat_with_agent,
     customer_says,
     open_pages,
     sign_in_agent,
@@ -27,11 +29,6 @@ from tests.e2e.browser.harness import (
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
-def _ask_for_a_human(customer: Page) -> None:
-    customer.get_by_role("button", name=re.compile("talk to a human", re.I)).click()
-    expect(customer.locator("#status-text")).to_contain_text("Waiting for an agent")
-
-
 def test_a_new_tab_shows_held_chats_and_log_out_hands_them_back(
     stack: Stack, request: pytest.FixtureRequest
 ) -> None:
@@ -40,7 +37,7 @@ def test_a_new_tab_shows_held_chats_and_log_out_hands_them_back(
         sign_in_agent(agent, stack.workbench.url)
         session = start_chat(customer, stack.chatbot.url, display_name="Mei")
         customer_says(customer, "My order never came")
-        _ask_for_a_human(customer)
+        ask_for_a_human(customer)
         row = agent.locator(f'#queue li[data-session="{session}"]')
         expect(row.locator(".q-name")).to_have_text("Mei")
         expect(row.locator(".q-reason")).to_have_text("My order never came")
@@ -81,10 +78,7 @@ def test_a_new_tab_shows_held_chats_and_log_out_hands_them_back(
 def test_close_then_the_customer_rates_once(stack: Stack, request: pytest.FixtureRequest) -> None:
     with open_pages(request.node.name) as pages:
         customer, agent, shots = pages.customer, pages.agent, pages.shots
-        sign_in_agent(agent, stack.workbench.url)
-        session = start_chat(customer, stack.chatbot.url, display_name="Ana")
-        _ask_for_a_human(customer)
-        take_over(agent, session)
+        session = chat_with_agent(pages, stack, "Ana")
         agent_says(agent, "Your refund is on its way.")
         agent.get_by_role("button", name="Close chat").click()
         expect(agent.locator("#queue-notice")).to_have_text("Ana: chat closed")
@@ -121,7 +115,7 @@ def test_the_badge_does_not_grow_after_the_stream_drops(
         old: list[str] = []
         for _ in range(3):
             old.append(customer.evaluate(_SESSION_NAME))
-            _ask_for_a_human(customer)
+            ask_for_a_human(customer)
             customer.get_by_role("button", name="New chat").click()
             expect(customer.locator("#status-text")).to_have_text(
                 re.compile("Chatting with the bot")
@@ -141,7 +135,7 @@ def test_the_badge_does_not_grow_after_the_stream_drops(
                 ).raise_for_status()
         expect(agent.locator("#queue-length")).to_have_text("0")
         session = customer.evaluate(_SESSION_NAME)
-        _ask_for_a_human(customer)
+        ask_for_a_human(customer)
         expect(agent.locator("#badge")).to_have_text("1 new")
         take_over(agent, session)
         expect(agent.locator("#badge")).to_be_hidden()
@@ -188,7 +182,7 @@ def test_a_background_tab_gets_a_notification(stack: Stack, request: pytest.Fixt
         sign_in_agent(agent, stack.workbench.url)
         agent.evaluate("window.__hidden = true")
         start_chat(customer, stack.chatbot.url, display_name="Lin")
-        _ask_for_a_human(customer)
+        ask_for_a_human(customer)
         expect(agent).to_have_title("(1) Agent workbench")
         notes = agent.evaluate("window.__notes")
         assert notes == [{"title": "Agent workbench", "body": "Lin asks for an agent"}], notes
@@ -216,7 +210,7 @@ def test_a_text_too_long_is_refused_clearly_and_never_cut(
         box.fill("很" * 3000)
         expect(customer.locator("#chat-error")).to_be_hidden()
 
-        _ask_for_a_human(customer)
+        ask_for_a_human(customer)
         take_over(agent, session)
         reply = agent.get_by_label("Reply to the customer")
         reply.fill("x" * 5000)
@@ -245,7 +239,7 @@ def test_an_agent_transfers_a_chat_to_a_colleague_with_a_note(
             expect(bob.locator("#connection")).to_have_text("Live")
 
             session = start_chat(customer, stack.chatbot.url, display_name="Ravi")
-            _ask_for_a_human(customer)
+            ask_for_a_human(customer)
             take_over(agent, session)
             agent.get_by_role("button", name="Transfer").click()
             dialog = agent.locator("#transfer-dialog")
@@ -279,10 +273,7 @@ def test_each_side_sees_what_the_other_has_read(
 ) -> None:
     with open_pages(request.node.name) as pages:
         customer, agent, shots = pages.customer, pages.agent, pages.shots
-        sign_in_agent(agent, stack.workbench.url)
-        session = start_chat(customer, stack.chatbot.url, display_name="Ada")
-        _ask_for_a_human(customer)
-        take_over(agent, session)
+        chat_with_agent(pages, stack, "Ada")
         customer_says(customer, "Is my order late?")
         # The agent has the chat open: the customer sees it was read.
         mine = customer.locator('#log li[data-sender="customer"]', has_text="Is my order late?")
@@ -300,10 +291,7 @@ def test_a_canned_reply_is_added_then_inserted_with_slash(
 ) -> None:
     with open_pages(request.node.name) as pages:
         customer, agent, shots = pages.customer, pages.agent, pages.shots
-        sign_in_agent(agent, stack.workbench.url)
-        session = start_chat(customer, stack.chatbot.url, display_name="Mina")
-        _ask_for_a_human(customer)
-        take_over(agent, session)
+        chat_with_agent(pages, stack, "Mina")
 
         agent.get_by_role("button", name="Canned replies").click()
         dialog = agent.locator("#canned-dialog")
