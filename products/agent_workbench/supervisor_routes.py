@@ -17,7 +17,7 @@ from infrastructure.auth.dependencies import (
     StreamSupervisor,
 )
 from infrastructure.auth.limits import StreamSlotsDep
-from infrastructure.web.deps import Bus, Desk, LastEventId
+from infrastructure.web.deps import Bus, Desk
 from infrastructure.web.models import SessionPublic
 from infrastructure.web.sse_response import EventStreamResponse
 from infrastructure.web.streams import STREAM_RESPONSES, open_event_stream
@@ -45,17 +45,17 @@ async def overview(_: CurrentSupervisor, desk: Desk) -> SupervisorOverview:
     responses={**STREAM_RESPONSES, **_FORBIDDEN},
 )
 async def events(
-    principal: StreamSupervisor,
-    settings: SettingsDep,
-    bus: Bus,
-    slots: StreamSlotsDep,
-    last_event_id: LastEventId,
+    principal: StreamSupervisor, settings: SettingsDep, bus: Bus, slots: StreamSlotsDep
 ) -> EventStreamResponse:
     """The broadcast channel and every agent's channel: presence, the queue, assignments,
     status changes, messages and notes of every active chat. It does not make the
-    supervisor present (its own agent stream does)."""
+    supervisor present (its own agent stream does).
+
+    It never resumes: a ``Last-Event-ID`` is ignored, and the page takes a new snapshot
+    (the overview) on every reconnect. A cursor holds one position per channel, and past a
+    dozen agents it would pass the bus's bound on its length (a 400 on every reconnect)."""
     return await open_event_stream(
-        bus, slots, principal, supervisor.supervisor_targets(settings), last_event_id
+        bus, slots, principal, supervisor.supervisor_targets(settings), None
     )
 
 

@@ -112,6 +112,13 @@ async def test_the_supervisor_sees_whispers_and_takes_over_live(
     ann_stream = await SseStream(
         f"{d.workbench}/api/agents/ann/events", headers=d.agent_headers("ann")
     ).start()
+    # It never resumes (the page takes a snapshot on every reconnect): a Last-Event-ID, even
+    # one the bus would refuse, opens it afresh.
+    stale = await SseStream(
+        f"{d.workbench}/api/supervisor/events",
+        headers={**lead, "Last-Event-ID": ",".join(["ab.1-2"] * 60)},
+    ).start()
+    await stale.close()
     try:
         name, customer = await held_by(http, d, "ann")
         # Live: the assignment the other service's escalation led to, on ann's channel.
