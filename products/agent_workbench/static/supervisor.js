@@ -17,18 +17,29 @@ const sv = {
   messages: new Map(), // of the open chat: id -> message
   tick: null,
   onTakenOver: null,
+  pending: [], // one list per snapshot on its way: the events heard meanwhile
 };
 
 // --- The snapshot and the events -------------------------------------------------------
 
 async function loadOverview() {
-  const view = await api("/api/supervisor/overview");
+  // Events that come while the snapshot is on its way may be newer than it: kept, and
+  // applied again on top of it (each event only sets what it says).
+  const pending = [];
+  sv.pending.push(pending);
+  let view;
+  try {
+    view = await api("/api/supervisor/overview");
+  } finally {
+    sv.pending.splice(sv.pending.indexOf(pending), 1);
+  }
   sv.agents = new Map(view.agents.map((a) => [a.agent_id, a]));
   sv.queue.clear();
   for (const q of view.queue) upsertWaiting(q);
   sv.chats.clear();
   for (const c of view.chats) upsertChat(c, c.last_activity_at);
   $("sv-error").textContent = "";
+  for (const envelope of pending) apply(envelope);
   render();
   if (sv.open && !sv.chats.has(sv.open)) closeView();
 }
@@ -57,6 +68,12 @@ function upsertChat(s, lastActivity) {
 }
 
 function onEvent(envelope) {
+  for (const pending of sv.pending) pending.push(envelope);
+  if (apply(envelope)) render();
+}
+
+/** One event on the view's state; true when something shown may have changed. */
+function apply(envelope) {
   const p = envelope.payload || {};
   const name = p.session_name;
   switch (envelope.type) {
@@ -105,11 +122,11 @@ function onEvent(envelope) {
       break;
     case "reset":
       loadOverview().catch(() => {});
-      return;
+      return false;
     default:
-      return;
+      return false;
   }
-  render();
+  return true;
 }
 
 // --- Rendering ----------------------------------------------------------------------------

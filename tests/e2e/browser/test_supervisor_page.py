@@ -207,6 +207,24 @@ def test_the_supervisor_watches_whispers_and_takes_over(
         lead.screenshot(path=folder / "05-live-view-phone-lead.png", full_page=True)
         agent.set_viewport_size({"width": 390, "height": 844})
         agent.screenshot(path=folder / "05-taken-from-phone-agent.png", full_page=True)
+
+        # The workbench restarts: both streams come back, the view from a new snapshot, and
+        # goes on live (a new customer waiting shows up).
+        lead.set_viewport_size({"width": 1280, "height": 800})
+        stack.restart_workbench()
+        expect(lead.locator("#connection")).to_have_text("Live", timeout=20_000)
+        third = waiting_page.context.new_page()
+        later = start_chat(third, stack.chatbot.url, display_name="Zhao")
+        ask_for_a_human(third)
+        expect(lead.locator(f'#sv-queue li[data-session="{later}"]')).to_contain_text("Zhao")
+        expect(lead.locator(f'#sv-chats li[data-session="{session}"]')).to_contain_text(
+            f"with {LEAD_ID}"
+        )
+        for who in (AGENT_ID, LEAD_ID):  # both pages' streams are back: online
+            expect(lead.locator(f'#sv-agents tr[data-agent="{who}"]')).to_have_attribute(
+                "data-status", "online"
+            )
+        lead.screenshot(path=folder / "06-after-a-restart-lead.png", full_page=True)
         second.close()
         lead_context.close()
         assert not errors, errors
