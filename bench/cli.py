@@ -155,7 +155,7 @@ async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[
     from bench.procs import Profiler, Stack
     from bench.scenarios import RUNNERS, Run, log
 
-    if target != "product" and scenario == "e":
+    if target not in ("product", "product-cluster") and scenario == "e":
         return {"scenario": "e", "target": target, "skipped": "only the product has this path"}
     log(f"==> [{target} {scenario}] starting redis-server and services")
     t0 = time.monotonic()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.instructions import InstructionCounter, callgrind_wrapper
+from tests.support.cluster import RedisCluster
 from tests.support.processes import ServiceProcess, child_pids
 from tests.support.redis_server import RedisServer
 
@@ -37,6 +38,7 @@ PYTHON_PEERS = {"naive": NAIVE_APP, "hub": HUB_APP, "broadcaster": BROADCASTER_A
 #: What ``--targets`` accepts: the product, the baseline every ratio is against, and peers.
 TARGETS = {
     "product": "this project (one uvicorn worker per service unless --workers)",
+    "product-cluster": "this project on a local Redis Cluster of three primaries (no replicas)",
     "naive": "the spec's design written plainly: one Redis PubSub per SSE request",
     "hub": "bare ASGI hub, no Redis, no framework: the Python ceiling",
     "broadcaster": "encode/broadcaster: one Redis PubSub per process, a queue per subscriber",
@@ -46,13 +48,16 @@ TARGETS = {
 
 #: Targets whose socket I/O is counted by /proc/<pid>/io (read/write/writev, as libuv
 #: does it). nginx uses recv/send, which that count leaves out: no figure for it.
-SYSCALLS_COUNTED = ("product", *PYTHON_PEERS)
+SYSCALLS_COUNTED = ("product", "product-cluster", *PYTHON_PEERS)
+
+#: The targets that run this project's services.
+PRODUCT_TARGETS = ("product", "product-cluster")
 
 #: The targets ``--instructions`` can count: Python services, one process each.
 INSTRUCTIONS_COUNTED = SYSCALLS_COUNTED
 
 #: The names in a :class:`CpuMeter` that are not the services under test.
-NOT_SERVICES = ("generator", "redis", "others")
+NOT_SERVICES = ("generator", "redis", "redis-2", "redis-3", "others")
 
 #: uvicorn as it would run in production: uvloop + httptools, no per-request access log,
 #: no ``Server`` header (as the Dockerfile runs it).
@@ -240,14 +245,22 @@ class Stack:
     callgrind_prefix: Path | None = None
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     redis: BenchRedis | None = None
+    #: ``product-cluster``: the Redis Cluster (``redis`` then stays None).
+    cluster: RedisCluster | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     #: Set when ``count_instructions``: counts the services' instructions.
     instructions: InstructionCounter | None = None
 
+    @property
+    def redis_url(self) -> str:
+        if self.cluster is not None:
+            return self.cluster.url
+        assert self.redis is not None, "the stack is started"
+        return self.redis.url
+
     def env(self) -> dict[str, str]:
-        assert self.redis is not None
         return {
-            "REDIS_URL": self.redis.url,
+            "REDIS_URL": self.redis_url,
             "AUTH_SECRET": self.secret,
             "MAX_STREAMS_PER_TOKEN": "100000",
             "MAX_STREAMS_TOTAL": "100000",
@@ -258,11 +271,14 @@ class Stack:
         }
 
     def start(self, workbench: bool = False) -> Stack:
-        redis = BenchRedis()
-        redis.start()
-        self.redis = redis
+        redis = None
+        if self.target == "product-cluster":
+            self.cluster = RedisCluster(primaries=3, replicas=0)
+        else:
+            redis = self.redis = BenchRedis()
+            redis.start()
         try:
-            if self.target == "product":
+            if self.target in PRODUCT_TARGETS:
                 args = [
                     *UVICORN_ARGS,
                     *(["--workers", str(self.workers)] if self.workers > 1 else []),
@@ -278,7 +294,7 @@ class Stack:
             else:
                 from bench.baselines import nchan
 
-                redis_url = redis.url if self.target == "nchan" else None
+                redis_url = redis.url if self.target == "nchan" and redis is not None else None
                 self.services[self.target] = nchan.server(redis_url, self.workers).start()
         except BaseException:
             self.stop()
@@ -304,12 +320,15 @@ class Stack:
     @property
     def main(self) -> ServiceProcess:
         """The service the bus scenarios publish to and subscribe on."""
-        return self.services["chatbot" if self.target == "product" else self.target]
+        return self.services["chatbot" if self.target in PRODUCT_TARGETS else self.target]
 
     def pids(self) -> dict[str, int]:
         out = {name: svc.pid for name, svc in self.services.items()}
         if self.redis is not None:
             out["redis"] = self.redis.pid
+        if self.cluster is not None:
+            for index, node in enumerate(self.cluster.nodes):
+                out["redis" if index == 0 else f"redis-{index + 1}"] = node.pid
         return out
 
     def stop(self) -> None:
@@ -323,6 +342,9 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
 
 
 class Profiler:

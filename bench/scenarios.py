@@ -27,6 +27,7 @@ from bench.loadgen import (
 )
 from bench.procs import (
     NOT_SERVICES,
+    PRODUCT_TARGETS,
     SYSCALLS_COUNTED,
     CpuMeter,
     Stack,
@@ -150,26 +151,40 @@ class Run:
         self.scenario = scenario
         self.sizes = sizes
         self.duration = duration
-        assert stack.redis is not None, "the stack is started"
         self.settings = Settings(
-            _env_file=None, AUTH_SECRET=stack.secret, REDIS_URL=stack.redis.url
+            _env_file=None, AUTH_SECRET=stack.secret, REDIS_URL=stack.redis_url
         )
         self.service_token = issue_token(self.settings, Role.SERVICE, "bench")
         self.agent_token = issue_token(self.settings, Role.AGENT, "bench-agent")
         self.port = stack.main.port
         self.sink = Sink()
-        self.redis = aioredis.Redis.from_url(
-            stack.redis.url, client_name="bench", max_connections=2000
-        )
+        self.redis: aioredis.Redis
+        if stack.cluster is not None:
+            from infrastructure.bus.redis.pool import make_cluster_client
+
+            self.redis = make_cluster_client(self.settings, "bench")
+        else:
+            self.redis = aioredis.Redis.from_url(
+                stack.redis_url, client_name="bench", max_connections=2000
+            )
         self.result: dict[str, Any] = {"scenario": scenario, "target": stack.target}
 
     @property
     def product(self) -> bool:
-        return self.stack.target == "product"
+        return self.stack.target in PRODUCT_TARGETS
 
     async def redis_clients(self) -> int:
-        """Connections the services hold; by name (``<service>:<role>``) in the result."""
-        clients = [c for c in await self.redis.client_list() if c.get("name") != "bench"]
+        """Connections the services hold; by name (``<service>:<role>``) in the result (a
+        cluster: summed over its primaries)."""
+        listed: list[Any] = []
+        if self.stack.cluster is not None:
+            for node in self.stack.cluster.nodes:
+                client = aioredis.Redis(host=HOST, port=node.port, client_name="bench")
+                listed += await client.client_list()
+                await client.aclose()
+        else:
+            listed = await self.redis.client_list()
+        clients = [c for c in listed if c.get("name") != "bench"]
         by_name = Counter(c.get("name") or "(unnamed)" for c in clients)
         self.result["redis_connections_by_name"] = dict(sorted(by_name.items()))
         return len(clients)

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infrastructure.events import NAME_PATTERN, is_valid_name
 from infrastructure.hours.model import BusinessHours
-from infrastructure.redis_url import CLUSTER_NOT_YET, RedisTopology, parse_redis_url
+from infrastructure.redis_url import CLUSTER_SCHEME, RedisTopology, parse_redis_url
 from infrastructure.webhooks.models import WebhookConfig, check_unique_ids
 
 #: Shipped so that development works out of the box; the services warn loudly
@@ -191,8 +191,7 @@ class Settings(BaseSettings):
     def _redis_url_is_usable(cls, url: str) -> str:
         # At start, naming the problem (RedisUrlError is a ValueError: pydantic reports
         # it against REDIS_URL).
-        if parse_redis_url(url).kind == "cluster":
-            raise ValueError(CLUSTER_NOT_YET)
+        parse_redis_url(url)
         return url
 
     @field_validator("SUPERVISORS", mode="before")
@@ -215,8 +214,32 @@ class Settings(BaseSettings):
 
     @property
     def redis_topology(self) -> RedisTopology:
-        """``REDIS_URL``, parsed (one server, or Sentinel)."""
+        """``REDIS_URL``, parsed (one server, Sentinel, or a Redis Cluster)."""
         return parse_redis_url(self.REDIS_URL)
+
+    @property
+    def redis_clustered(self) -> bool:
+        """``REDIS_URL`` names a Redis Cluster (keys are laid out by hash tag)."""
+        return self.REDIS_URL.split("://", 1)[0].lower() == CLUSTER_SCHEME
+
+    def area_prefix(self, area: str) -> str:
+        """The key prefix of a feature's Redis keys: ``sse:<area>:``; on a Redis Cluster
+        ``sse:{<area>}:<area>:``, one hash tag, so one slot, for keys its scripts and
+        transactions use together (the desk's is ``sessions.record_log.store_prefix``)."""
+        prefix = self.REDIS_SSE_CHANNEL_PREFIX
+        return f"{prefix}{{{area}}}:{area}:" if self.redis_clustered else f"{prefix}{area}:"
+
+    @model_validator(mode="after")
+    def _cluster_prefix_has_no_tag(self) -> Settings:
+        # A brace in the prefix would be the hash tag of every key: one slot for all.
+        prefix = self.REDIS_SSE_CHANNEL_PREFIX
+        if self.redis_clustered and ("{" in prefix or "}" in prefix):
+            raise ValueError(
+                f"REDIS_SSE_CHANNEL_PREFIX {self.REDIS_SSE_CHANNEL_PREFIX!r} has a brace: on a "
+                "Redis Cluster that would put every key in one slot (the bus tags its keys "
+                "by channel, the desk by {desk})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _presence_outlives_a_tick(self) -> Settings:

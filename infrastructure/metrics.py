@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -13,7 +13,9 @@ from prometheus_client.registry import Collector
 from infrastructure.bus.api import SseBus
 
 if TYPE_CHECKING:
+    from infrastructure.bus.redis.cluster import ClusterNodes
     from infrastructure.bus.redis.manager import RedisSseManager
+    from infrastructure.bus.redis.topology import TopologyWatch
 
 BUS_MODES = ("redis", "redis-degraded", "memory")
 
@@ -136,7 +138,10 @@ def _topology_metrics(manager: RedisSseManager | None, service: str) -> Iterator
         yield family
     if manager is None:
         return
-    watch = manager.topology
+    if manager.cluster is not None:
+        yield from _cluster_metrics(manager.cluster, service)
+        return
+    watch = cast("TopologyWatch", manager.topology)  # one server, or Sentinel
     primary = GaugeMetricFamily(
         "redis_primary", "1 for the primary the bus is on.", labels=[*labels, "address"]
     )
@@ -154,6 +159,37 @@ def _topology_metrics(manager: RedisSseManager | None, service: str) -> Iterator
     )
     age.add_metric([service], time.monotonic() - watch.last_delivery)
     yield age
+
+
+def _cluster_metrics(cluster: ClusterNodes, service: str) -> Iterator[Metric]:
+    """A Redis Cluster: one sample per primary (its address) where one server has one."""
+    labels = ["service", "address"]
+    primary = GaugeMetricFamily("redis_primary", "1 for each primary the bus is on.", labels=labels)
+    replicas = GaugeMetricFamily(
+        "redis_shard_replicas", "Replicas of each primary at the last map read.", labels=labels
+    )
+    up = GaugeMetricFamily(
+        "redis_bus_connection_up", "1 while the bus's subscriber on a primary is up.", labels=labels
+    )
+    for shard in cluster.shards:
+        node = cluster.nodes.get(shard.primary)
+        connected = node is not None and node.subscriber is not None and node.subscriber.connected
+        primary.add_metric([service, shard.primary], 1)
+        replicas.add_metric([service, shard.primary], len(shard.replicas))
+        up.add_metric([service, shard.primary], 1 if connected else 0)
+    age = GaugeMetricFamily(
+        "sse_seconds_since_delivery",
+        "Seconds since each bus connection's subscription last delivered (its probe came back).",
+        labels=labels,
+    )
+    now = time.monotonic()
+    for address, node in cluster.nodes.items():
+        age.add_metric([service, address], now - node.last_delivery)
+    changes = CounterMetricFamily(
+        "redis_slot_map_changes", "Changes of the Redis Cluster slot map seen.", labels=["service"]
+    )
+    changes.add_metric([service], cluster.map_changes)
+    yield from (primary, replicas, up, age, changes)
 
 
 def build_registry(

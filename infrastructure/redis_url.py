@@ -9,7 +9,7 @@ One variable says where Redis is and how it is deployed:
   is the Redis servers' (``?sentinel_password=`` for sentinels that want one of
   their own);
 * ``redis+cluster://[[user]:password@]host:port[,host:port...]``: the seed nodes of a
-  Redis Cluster (not served yet: :data:`CLUSTER_NOT_YET`).
+  Redis Cluster (the bus: :mod:`infrastructure.bus.redis.cluster`).
 
 :func:`parse_redis_url` checks the whole URL and raises :class:`RedisUrlError` (a
 ``ValueError``, so that ``Settings`` reports it as a bad ``REDIS_URL``) naming what is
@@ -27,13 +27,6 @@ SENTINEL_SCHEME: Final = "redis+sentinel"
 CLUSTER_SCHEME: Final = "redis+cluster"
 DEFAULT_PORT: Final = 6379
 DEFAULT_SENTINEL_PORT: Final = 26379
-
-#: Why ``redis+cluster://`` is refused at start (see README, "Scaling Redis").
-CLUSTER_NOT_YET: Final = (
-    "REDIS_URL: redis+cluster:// is not supported yet: sharded pub/sub (SSUBSCRIBE/SPUBLISH) "
-    "and the hash-tagged key layout are not built (issue 24, part 3). Use redis:// (one "
-    "server) or redis+sentinel:// (failover) for now"
-)
 
 
 class RedisUrlError(ValueError):

@@ -35,6 +35,7 @@ from infrastructure.sessions.models import (
     not_takeable_reason,
     now_ms,
 )
+from infrastructure.sessions.record_log import store_prefix
 from infrastructure.sessions.redis_keys import decode_hash
 from infrastructure.sessions.redis_store import SessionKeys, lua_script, pairs, session_from_hash
 
@@ -75,7 +76,9 @@ class RedisDesk:
         self._settings = settings
         self._replica = replica
         self._clock = clock
-        self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
+        self.keys = SessionKeys(
+            store_prefix(settings.REDIS_SSE_CHANNEL_PREFIX, settings.redis_clustered)
+        )
         cap = settings.RECORD_STREAM_MAXLEN
 
         def script(name: str) -> AsyncScript:

@@ -1,7 +1,8 @@
 """Messages customers left out of hours, waiting for an agent: on Redis (every replica sees
 them), or in this process in memory mode.
 
-Keys (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "hours:"``)::
+Keys (``P`` = ``settings.area_prefix("hours")``: ``sse:hours:``; on a Redis Cluster
+``sse:{hours}:hours:``, one slot for all)::
 
     P left               ZSET    session name -> when its (latest) message was left (ms)
     P left:<session>     HASH    name, contact, text, left_at
@@ -78,7 +79,7 @@ def _text(value: Any) -> str:
 class RedisLeftMessages:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
-        self.prefix = settings.REDIS_SSE_CHANNEL_PREFIX + "hours:"
+        self.prefix = settings.area_prefix("hours")
 
     async def add(self, message: LeftMessage) -> None:
         fields: dict[Any, Any] = {k: str(v) for k, v in asdict(message).items()}

@@ -101,7 +101,7 @@ class RedisRecordSource:
         self, redis: aioredis.Redis, settings: Settings, consumer: str | None = None
     ) -> None:
         self.redis = redis
-        self.key = record_key(settings.REDIS_SSE_CHANNEL_PREFIX)
+        self.key = record_key(settings.REDIS_SSE_CHANNEL_PREFIX, settings.redis_clustered)
         self.consumer = consumer or consumer_name(settings)
         self.claim_idle_ms = settings.RECORD_CLAIM_IDLE_MS
         self._next_claim = 0.0

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.sessions.models import SessionNotFound
-from infrastructure.sessions.record_log import record_key
+from infrastructure.sessions.record_log import record_key, store_prefix
 from infrastructure.sessions.redis_store import SessionKeys
 from infrastructure.sessions.store import SessionStore
 
@@ -69,25 +69,29 @@ async def erase_live(
     prefix: str,
     session_name: str,
     channel_keys: Sequence[str] = (),
+    clustered: bool = False,
 ) -> bool:
     """Deletes the customer's live data in Redis (or in memory); True when there was any.
-    ``channel_keys``: the session channel's history and epoch keys (the bus names them)."""
+    ``channel_keys``: the session channel's history and epoch keys (the bus names them;
+    on a Redis Cluster they are in their channel's slot, not the desk's: deleted apart)."""
     if redis is None:
         found = isinstance(store, InMemorySessionStore) and store.forget(session_name)
         if isinstance(store, InMemorySessionStore) and store.record is not None:
             store.record.forget(session_name)
         return bool(found)
-    keys = SessionKeys(prefix + "store:")
+    keys = SessionKeys(store_prefix(prefix, clustered))
     async with redis.pipeline(transaction=True) as pipe:
         pipe.delete(
             keys.session(session_name), keys.transcript(session_name), keys.notes(session_name)
         )
         pipe.zrem(keys.queue, session_name)
         pipe.hdel(keys.held, session_name)
-        if channel_keys:
+        if channel_keys and not clustered:
             pipe.delete(*channel_keys)
         removed, *_ = await pipe.execute()
-    await _forget_entries(redis, record_key(prefix), session_name)
+    if channel_keys and clustered:
+        await redis.delete(*channel_keys)
+    await _forget_entries(redis, record_key(prefix, clustered), session_name)
     return bool(removed)
 
 

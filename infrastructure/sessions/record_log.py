@@ -38,9 +38,25 @@ KIND_NOTE: Final = "note"
 KINDS: Final = frozenset({KIND_SESSION_CREATED, KIND_STATUS, KIND_MESSAGE, KIND_RATING, KIND_NOTE})
 
 
-def record_key(channel_prefix: str) -> str:
+#: On a Redis Cluster, the hash tag of every key the desk's scripts touch together.
+DESK_TAG: Final = "{desk}"
+
+
+def store_prefix(channel_prefix: str, clustered: bool = False) -> str:
+    """Where the session store's and the desk's keys live: ``sse:store:`` by default.
+
+    On a Redis Cluster, ``sse:{desk}:store:``: one hash tag, so one slot, for every key a
+    desk script touches at once (a session's hash and transcript, the queue, ``held``,
+    ``load``, the agents, the waits and the record stream). Redis runs a script only
+    when its keys share a slot, and a move must change the session, the queue and the
+    record in one step. The bus's Streams and shard channels, where the event volume
+    is, spread over every shard by their own tags (README, "Scaling Redis")."""
+    return f"{channel_prefix}{DESK_TAG}:store:" if clustered else f"{channel_prefix}store:"
+
+
+def record_key(channel_prefix: str, clustered: bool = False) -> str:
     """``sse:store:record`` by default (beside the session store's keys)."""
-    return f"{channel_prefix}store:{RECORD_KEY_SUFFIX}"
+    return f"{store_prefix(channel_prefix, clustered)}{RECORD_KEY_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)

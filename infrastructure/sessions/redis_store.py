@@ -1,6 +1,7 @@
 """The session store on Redis: state shared by every replica of both services.
 
-Key layout (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "store:"``, ``sse:store:`` by default)::
+Key layout (``P`` = ``record_log.store_prefix``: ``sse:store:`` by default; on a Redis Cluster
+``sse:{desk}:store:``, one slot for every key below)::
 
     P sess:{<name>}     HASH    status, agent_id, created_at, updated_at,
                                 waiting_since, escalation_reason (times in epoch ms;
@@ -56,7 +57,7 @@ from .models import (
     ms_to_datetime,
     now_ms,
 )
-from .record_log import record_key
+from .record_log import record_key, store_prefix
 from .redis_keys import (
     MARK_READ,
     OK,
@@ -103,8 +104,9 @@ class RedisSessionStore:
         self._ttl = settings.SESSION_TTL_SECONDS
         self._max_messages = max_messages
         self._clock = clock
-        self.keys = SessionKeys(settings.REDIS_SSE_CHANNEL_PREFIX + "store:")
-        assert self.keys.record == record_key(settings.REDIS_SSE_CHANNEL_PREFIX)
+        prefix, clustered = settings.REDIS_SSE_CHANNEL_PREFIX, settings.redis_clustered
+        self.keys = SessionKeys(store_prefix(prefix, clustered))
+        assert self.keys.record == record_key(prefix, clustered)
         self._record_maxlen = settings.RECORD_STREAM_MAXLEN
         self._create = redis.register_script(script_text("create.lua"))
         self._transition = redis.register_script(

@@ -98,7 +98,12 @@ async def erase_customer(
         channel = Target.session(customer_id).channel(prefix)
         channel_keys = [manager.keys.stream(channel), manager.keys.epoch(channel)]
     live = await privacy.erase_live(
-        manager.redis if manager else None, store, prefix, customer_id, channel_keys
+        manager.redis if manager else None,
+        store,
+        prefix,
+        customer_id,
+        channel_keys,
+        clustered=request.app.state.settings.redis_clustered,
     )
     recorded = await privacy.erase_record(engine, customer_id, now_ms())
     return CustomerErased(customer_id=customer_id, record=recorded, live=live)

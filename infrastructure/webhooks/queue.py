@@ -1,6 +1,7 @@
 """The durable queue of webhook deliveries in Redis, and its delivery log.
 
-Keys (``P`` = ``REDIS_SSE_CHANNEL_PREFIX + "webhooks:"``)::
+Keys (``P`` = ``settings.area_prefix("webhooks")``: ``sse:webhooks:``; on a Redis Cluster
+``sse:{webhooks}:webhooks:``, one slot for all)::
 
     P queue                  STREAM  one entry per delivery (one event x one hook): hook,
                                      session, type, event, body (the exact bytes sent), created
@@ -109,7 +110,7 @@ def _text(value: Any) -> str:
 class WebhookQueue:
     def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
         self.redis = redis
-        self.prefix = settings.REDIS_SSE_CHANNEL_PREFIX + "webhooks:"
+        self.prefix = settings.area_prefix("webhooks")
         self.stream = self.prefix + "queue"
         self._enqueue = redis.register_script(_ENQUEUE)
         self._done = redis.register_script(_DONE)
@@ -194,7 +195,10 @@ class WebhookQueue:
 
     async def failed(self, delivery: Delivery, status: str, error: str) -> None:
         await self._failed(
-            keys=[], args=[self.log_key(delivery.hook_id), int(time.time()), status, error[:500]]
+            # KEYS: the queue, unused by the script, routes it to the webhooks' slot on a
+            # Redis Cluster.
+            keys=[self.stream],
+            args=[self.log_key(delivery.hook_id), int(time.time()), status, error[:500]],
         )
 
     async def backlog(self) -> int:

@@ -65,6 +65,19 @@ def test_settings_refuse_a_bad_url_at_start_naming_redis_url() -> None:
         Settings(_env_file=None, REDIS_URL="redis+sentinel://a:1")
 
 
-def test_cluster_is_refused_at_start_as_not_yet_built() -> None:
-    with pytest.raises(ValidationError, match="redis\\+cluster:// is not supported yet"):
-        Settings(_env_file=None, REDIS_URL="redis+cluster://a:7000")
+def test_a_cluster_url_is_accepted_and_lays_keys_out_by_hash_tag() -> None:
+    settings = Settings(_env_file=None, REDIS_URL="redis+cluster://a:7000,b:7001")
+    assert settings.redis_clustered
+    assert settings.redis_topology.hosts == (("a", 7000), ("b", 7001))
+
+
+def test_a_cluster_url_with_no_hosts_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="redis\\+cluster:// names no hosts"):
+        Settings(_env_file=None, REDIS_URL="redis+cluster://")
+
+
+def test_a_cluster_prefix_with_a_brace_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="every key in one slot"):
+        Settings(
+            _env_file=None, REDIS_URL="redis+cluster://a:7000", REDIS_SSE_CHANNEL_PREFIX="{x}:"
+        )

@@ -13,9 +13,13 @@
   resubscribes every channel, catches each channel up from its Stream
   (:mod:`~infrastructure.bus.redis.recovery`) and then writes the
   :mod:`~infrastructure.bus.redis.outbox`: events published here while Redis was
-  unreachable, which local listeners already received. Where Redis is (Sentinel),
-  and whether the subscription still delivers, is
-  :mod:`~infrastructure.bus.redis.topology`'s watch, which restarts the subscriber.
+  unreachable, which local listeners already received. The subscriber loop is
+  :mod:`~infrastructure.bus.redis.subscriber`'s. Where Redis is (Sentinel), and
+  whether the subscription still delivers, is :mod:`~infrastructure.bus.redis.topology`'s
+  watch, which restarts the subscriber.
+* On a Redis Cluster (``redis+cluster://``), :mod:`~infrastructure.bus.redis.cluster`
+  keeps one connection and one subscriber per primary (shard channels) and follows the
+  slot map; the rest is the same code.
 
 redis-py's PubSub is not used: its retry layer would reconnect silently and
 resubscribe only what it tracked itself.
@@ -27,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -36,20 +39,20 @@ from infrastructure.bus.event import Event
 from infrastructure.bus.history import Replay, new_epoch
 from infrastructure.bus.hub import DeliveryCounter, LocalHub
 from infrastructure.bus.listener import Listener, envelopes
+from infrastructure.bus.redis.cluster import ClusterNodes
 from infrastructure.bus.redis.outbox import Outbox
-from infrastructure.bus.redis.pipe import CommandPipe, Link
-from infrastructure.bus.redis.pool import make_bus_pipe, make_redis_client
+from infrastructure.bus.redis.pipe import CommandPipe
+from infrastructure.bus.redis.pool import connection_name, make_bus_pipe, make_redis_client
 from infrastructure.bus.redis.positions import ChannelPositions
 from infrastructure.bus.redis.publish_script import NO_TAG
 from infrastructure.bus.redis.publisher import NotReplicated, Publisher, as_body
 from infrastructure.bus.redis.recovery import Recovery
 from infrastructure.bus.redis.sentinel import SentinelPrimary
-from infrastructure.bus.redis.streams import ChannelKeys, StreamHistory, text
+from infrastructure.bus.redis.streams import ChannelKeys, StreamHistory
+from infrastructure.bus.redis.subscriber import Subscriber
 from infrastructure.bus.redis.subscriptions import Subscriptions
 from infrastructure.bus.redis.topology import TopologyWatch
-from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings, get_settings
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -64,7 +67,9 @@ class RedisSseManager:
 
     ``pipe`` and ``redis`` (the command pool) are given by the composition root
     (:mod:`infrastructure.container`), which closes them; built here when not given,
-    and then closed here.
+    and then closed here. On a cluster there is no one ``pipe`` (one per primary,
+    :class:`~infrastructure.bus.redis.cluster.ClusterNodes`'), and ``redis`` is
+    redis-py's ``RedisCluster``.
     """
 
     def __init__(
@@ -77,38 +82,63 @@ class RedisSseManager:
         primary: SentinelPrimary | None = None,
     ) -> None:
         self.settings = settings = settings or get_settings()
-        self._owns_clients = pipe is None
-        if pipe is None:
+        topology = settings.redis_topology
+        clustered = topology.kind == "cluster"
+        self._owns_pipe = pipe is None and not clustered
+        self._owns_pool = redis is None
+        if pipe is None and not clustered:
             pipe, primary = make_bus_pipe(settings)
-        self.pipe: CommandPipe = pipe
+        self._pipe = pipe
         self.redis = redis or make_redis_client(settings, "commands")
         timeout = settings.REDIS_SOCKET_TIMEOUT_SECONDS
-        self.keys = ChannelKeys(settings.REDIS_SSE_CHANNEL_PREFIX)
-        self.history = StreamHistory(self.keys, self.pipe, self.redis, settings.SSE_HISTORY_LENGTH)
+        prefix = settings.REDIS_SSE_CHANNEL_PREFIX
+        self.keys = ChannelKeys(prefix, cluster=clustered)
+        self.history = StreamHistory(self.keys, pipe, self.redis, settings.SSE_HISTORY_LENGTH)
         self.positions = ChannelPositions(self.history, timeout)
-        self.subscriptions = Subscriptions(self.positions, timeout)
-        self.hub = LocalHub(self.subscriptions, counter)
         self.recovery = Recovery(self.history, self.positions)
-        control = f"{self.keys.prefix}_control:{os.getpid()}:{new_epoch()}"
-        #: A channel of this process alone: subscribed first, so a connection always
-        #: has a subscription to confirm; the topology watch's probes come back on it.
-        self._control = control
-        self._control_bytes = control.encode()
-        self.topology = TopologyWatch(
-            settings,
-            self.pipe,
-            primary,
-            lambda: self.pipe.execute("PUBLISH", control, "probe"),
-            self._restart_subscriber,
-            lambda: self.connected,
-        )
+        control = f"{prefix}_control:{os.getpid()}:{new_epoch()}"
+        self.cluster: ClusterNodes | None = None
+        self._subscriber: Subscriber | None = None
+        self.subscriptions: Subscriptions | ClusterNodes
+        self.topology: TopologyWatch | ClusterNodes
+        if clustered:
+            cluster = self.cluster = ClusterNodes(
+                self,
+                lambda: self.hub.channels(),
+                settings,
+                topology,
+                self.positions,
+                self.recovery,
+                control,
+                connection_name(settings, "bus"),
+            )
+            self.subscriptions = self.topology = cluster
+            required_acks = cluster.required_acks
+        else:
+            assert pipe is not None
+            bus_pipe = pipe
+            self.subscriptions = Subscriptions(self.positions, timeout)
+            watch = self.topology = TopologyWatch(
+                settings,
+                bus_pipe,
+                primary,
+                lambda: bus_pipe.execute("PUBLISH", control, "probe"),
+                self._restart_subscriber,
+                lambda: self.connected,
+            )
+            self._subscriber = Subscriber(
+                self, bus_pipe, self.subscriptions, self.recovery, watch, control, settings
+            )
+            required_acks = watch.required_acks
+        self.hub = LocalHub(self.subscriptions, counter)
         self._publisher = Publisher(
-            self.pipe,
+            pipe,
             self.keys,
             settings.SSE_HISTORY_LENGTH,
             settings.SSE_HISTORY_TTL_SECONDS * 1000,
-            self.topology.required_acks,
+            required_acks,
             min(settings.REDIS_REPLICA_ACK_TIMEOUT_MS, int(timeout * 500)),
+            pipe_for=self.cluster.pipe_for if self.cluster is not None else None,
         )
         self.outbox = Outbox(
             self._publisher,
@@ -116,42 +146,63 @@ class RedisSseManager:
             control[-10:],
             (settings.REDIS_RECONNECT_MIN_SECONDS, settings.REDIS_RECONNECT_MAX_SECONDS),
         )
-        #: The pipe's connection this process is subscribed on (None while down).
-        self._link: Link | None = None
-        #: While (re)subscribing: the messages that came meanwhile, delivered after
-        #: the catch-up from history (None once the subscriber is up).
-        self._early: list[Any] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
-        #: Set while the subscriber is down (it has seen the connection end).
-        self._lost = asyncio.Event()
+        self._started = False
         self._closing = False
         # Counters read by /metrics and /readyz.
-        self.reconnects = 0
         self.published = 0
-        self.resubscribes = 0
-        self.catch_ups = 0
         self.not_replicated = 0
         self.last_error: str | None = None
+
+    @property
+    def pipe(self) -> CommandPipe:
+        """The bus's connection to its one server (a cluster has one per primary)."""
+        if self._pipe is None:
+            raise RuntimeError("on a Redis Cluster the bus has one connection per primary")
+        return self._pipe
 
     # --- lifecycle ---
 
     async def connect(self) -> None:
-        """Start the subscriber. Returns once Redis answered, or at once if it does
+        """Start the subscriber(s). Returns once Redis answered, or at once if it does
         not: the manager keeps trying in the background and serves local listeners
         meanwhile (the outage mode)."""
-        if self._task is None:
-            # Sentinel: a master name no sentinel knows is an error at start.
+        seconds = self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+        if not self._started:
+            self._started = True
+            # Sentinel: a master name no sentinel knows, a cluster seed that is no
+            # cluster node: an error at start.
             await self.topology.start()
-            self._task = asyncio.create_task(self._run(), name="redis-sse-subscriber")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._connected.wait(), timeout=self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
-            )
+            if self._subscriber is not None:
+                self._subscriber.start()
+        if self._subscriber is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscriber.up.wait(), timeout=seconds)
+        elif self.cluster is not None:
+            await self.cluster.wait_connected(seconds)
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        if self._subscriber is not None:
+            return self._subscriber.connected
+        return self.cluster is not None and self.cluster.connected
+
+    @property
+    def reconnects(self) -> int:
+        return self._totals()[0]
+
+    @property
+    def resubscribes(self) -> int:
+        return self._totals()[1]
+
+    @property
+    def catch_ups(self) -> int:
+        return self._totals()[2]
+
+    def _totals(self) -> tuple[int, int, int]:
+        sub = self._subscriber
+        if sub is not None:
+            return sub.reconnects, sub.resubscribes, sub.catch_ups
+        return self.cluster.totals() if self.cluster is not None else (0, 0, 0)
 
     @property
     def outbox_overflow(self) -> int:
@@ -161,7 +212,7 @@ class RedisSseManager:
         return len(self.outbox)
 
     async def health_check(self) -> bool:
-        """Redis answers PING, the subscriber connection is up and delivers."""
+        """Redis answers PING, the subscriber connection(s) are up and deliver."""
         if not self.connected:
             return False
         if self.topology.stalled:
@@ -184,18 +235,15 @@ class RedisSseManager:
                     len(self.outbox),
                     exc,
                 )
-        if self._task is not None:
-            await stop_task(self._task)
-            self._task = None
+        if self._subscriber is not None:
+            await self._subscriber.stop()
         await self.topology.stop()
         await self.positions.close()
         await self.outbox.close()
-        self._drop_link()
-        if self._owns_clients:
-            await self.pipe.close()
+        if self._owns_pipe and self._pipe is not None:
+            await self._pipe.close()
+        if self._owns_pool:
             await self.redis.aclose()
-        self._connected.clear()
-        self.subscriptions.down()
 
     # --- publishing ---
 
@@ -225,6 +273,8 @@ class RedisSseManager:
                     continue
                 except (RedisError, OSError) as exc:
                     self.last_error = repr(exc)
+                    if self.cluster is not None:
+                        self.cluster.publish_failed(exc)  # MOVED: read the slot map now
                     continue
                 self.published += 1
                 return Event(channel, epoch, event_id, body)
@@ -237,14 +287,15 @@ class RedisSseManager:
             self.outbox.keep(channel, body, uid, attempted=True)
             self.outbox.start_retry(lambda: self.connected and not self._closing)
             return Event(channel, "", "", body)
-        if attempted:
+        subscriber = self._subscriber_for(channel)
+        if attempted and subscriber is not None:
             # Events published before this one may still sit unread in the
             # subscriber's socket: let it drain them (it meets the same dead server,
             # so it notices at once) before this one is delivered here, so that local
             # listeners keep the publishing order.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._lost.wait(), self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
+                    subscriber.lost.wait(), self.settings.REDIS_SOCKET_TIMEOUT_SECONDS
                 )
         self.outbox.keep(channel, body, uid, attempted)
         event = Event(channel, "", "", body)
@@ -265,6 +316,11 @@ class RedisSseManager:
             except (RedisError, OSError) as exc:
                 self.last_error = repr(exc)
         self.hub.dispatch(Event(channel, "", "", body))
+
+    def _subscriber_for(self, channel: str) -> Subscriber | None:
+        if self._subscriber is not None:
+            return self._subscriber
+        return self.cluster.subscriber_for(channel) if self.cluster is not None else None
 
     # --- subscribing ---
 
@@ -313,113 +369,54 @@ class RedisSseManager:
         finally:
             self.detach(listener)
 
-    # --- the subscriber loop ---
+    # --- SubscriberOwner: what the subscriber(s) ask ---
 
-    async def _run(self) -> None:
-        settings = self.settings
-        delay = settings.REDIS_RECONNECT_MIN_SECONDS
-        first = True
-        while not self._closing:
-            try:
-                await self._open_subscriber(catch_up=not first)
-                first = False
-                delay = settings.REDIS_RECONNECT_MIN_SECONDS
-                # Pushes reach ``_on_push`` as they are read; this returns only by
-                # raising: the error that ended the connection.
-                assert self._link is not None
-                await self._link.ended
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError, ConnectionError) as exc:
-                self.last_error = repr(exc)
-                if self.connected:
-                    logger.warning("Redis subscriber connection lost: %r", exc)
-            except Exception:
-                logger.exception("Redis subscriber failed")
-            was_connected = self.connected
-            self._connected.clear()
-            self._lost.set()
-            self._drop_link()
-            self.subscriptions.down()
-            self.positions.release_waiters()
-            if self._closing:
-                return
-            if was_connected:
-                self.reconnects += 1
-            first = first and not was_connected
-            # Full jitter, capped: replicas that lost Redis together do not return
-            # in lockstep.
-            await asyncio.sleep(random.uniform(0, delay))
-            delay = min(delay * 2, settings.REDIS_RECONNECT_MAX_SECONDS)
+    def channels_of(self, subscriber: Subscriber) -> list[str]:
+        if self.cluster is not None:
+            return self.cluster.channels_of(subscriber)
+        return self.hub.channels()
 
-    async def _open_subscriber(self, catch_up: bool) -> None:
-        link = self._link = await self.pipe.link(self._on_push)
-        self._early = []
-        # Confirmed first: once every channel is, what is not yet in the Streams
-        # reaches us live, so the catch-up below leaves no gap. (Messages that come
-        # meanwhile wait in ``_early``.)
-        await self.subscriptions.subscribe_all(link, [self._control, *self.hub.channels()])
-        if catch_up:
-            self.resubscribes += 1
-            await self.recovery.catch_up(self.hub.channels(), self._deliver)
-            self.catch_ups += 1
-        self.topology.connected()
-        self._connected.set()
-        self._lost.clear()
-        self.subscriptions.up(link, self.hub.channels())
-        early, self._early = self._early, None
-        for response in early:
-            self._on_message(response)
-        await self.recovery.replay_deferred()
-        if len(self.outbox):
-            await self.outbox.flush_once()
+    def has(self, channel: str) -> bool:
+        return self.hub.has(channel)
 
-    def _on_push(self, response: Any) -> None:
-        kind = response[0]
-        if kind == b"message":
-            if response[1] == self._control_bytes:  # a probe of the topology watch
-                self.topology.probe_returned()
-            elif self._early is not None:
-                self._early.append(response)
-            else:
-                self._on_message(response)
-        elif kind == b"subscribe" or kind == b"unsubscribe":
-            channel = text(response[1])
-            subscribed = kind == b"subscribe"
-            if subscribed and self.hub.has(channel) and not self.positions.has_baseline(channel):
-                self.positions.want(channel)
-            self.subscriptions.acknowledged(channel, subscribed)
+    def baseline_wanted(self, channel: str) -> None:
+        if not self.positions.has_baseline(channel):
+            self.positions.want(channel)
 
-    def _on_message(self, response: list[Any]) -> None:
-        channel = text(response[1])
-        data: bytes = response[2]
-        epoch, event_id, tag, body = data.split(b" ", 3)
-        event = Event(channel, epoch.decode(), event_id.decode(), body)
-        if not event_id:  # ephemeral (publish_ephemeral): it has no position to keep
+    def deliver(self, event: Event, tag: bytes) -> None:
+        if not event.id:  # ephemeral (publish_ephemeral): it has no position to keep
             self.hub.dispatch(event)
             return
         # Ours, flushed from the outbox: local listeners already had the event
         # (without an id); now they get its id, so a later resume does not replay it.
         if tag != b"-" and self.outbox.claim(tag.decode()):
             event.id_only = True
-        self._deliver(event)
-
-    def _deliver(self, event: Event) -> None:
         if self.positions.is_new(event):
             self.hub.dispatch(event)
+
+    async def subscriber_up(self, subscriber: Subscriber) -> None:
+        await self.recovery.replay_deferred()
+        if not len(self.outbox):
+            return
+        if self.cluster is None:
+            await self.outbox.flush_once()  # fails with this connection: it starts over
+            return
+        # A cluster: the outbox's head may be for another primary, still away.
+        try:
+            await self.outbox.flush_once()
+        except (RedisError, OSError) as exc:
+            self.last_error = repr(exc)
+            self.outbox.start_retry(lambda: not self._closing)
+
+    def subscriber_lost(self, subscriber: Subscriber, reason: str) -> None:
+        self.last_error = reason
+        if not subscriber.connected:  # its connection is gone, not one subscription
+            self.positions.release_waiters()
+        if self.cluster is not None:
+            self.cluster.refresh_soon(reason)
 
     def _restart_subscriber(self, reason: str) -> None:
         """End the subscriber's connection (wrong server, or no longer delivering): it
         connects again, resubscribes and catches up."""
-        link = self._link
-        if link is not None:
-            logger.warning("Redis subscriber starts over: %s", reason)
-            self.last_error = reason
-            self.pipe.drop(link, RedisConnectionError(reason))
-
-    def _drop_link(self) -> None:
-        """Give up the connection subscribed on: what is subscribed there is no longer
-        known (the pipe connects again for the next command or subscriber)."""
-        link, self._link = self._link, None
-        if link is not None:
-            self.pipe.drop(link, RedisConnectionError("the subscriber starts over"))
+        if self._subscriber is not None:
+            self._subscriber.restart(reason)

@@ -147,11 +147,16 @@ class CommandPipe:
         futures = [loop.create_future() for _ in range(count)]
         self._write(link.connection, commands, futures)
         replies: list[Any] = []
+        lost: Exception | None = None
         for future in futures:
             try:
                 replies.append(await future)
             except ResponseError as exc:
                 replies.append(exc)
+            except Exception as exc:  # the connection: every future is read, then raised
+                lost = lost or exc
+        if lost is not None:
+            raise lost
         return replies
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:

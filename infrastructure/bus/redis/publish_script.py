@@ -46,6 +46,11 @@ redis.call('PUBLISH', ARGV[1], epoch .. ' ' .. id .. ' ' .. ARGV[6] .. ' ' .. AR
 return {epoch, id}
 """
 PUBLISH_SHA: Final = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
+#: On a Redis Cluster: the same, with ``SPUBLISH`` (a shard channel). Redis runs it
+#: because the channel hashes to the slot of the script's keys (the Stream and the
+#: epoch key are tagged with the channel's name: :class:`~.streams.ChannelKeys`).
+SPUBLISH_LUA: Final = PUBLISH_LUA.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+SPUBLISH_SHA: Final = hashlib.sha1(SPUBLISH_LUA.encode()).hexdigest()
 
 #: Tag of a message published normally; an outbox flush tags its messages so that
 #: the publishing process, whose listeners already had them, does not deliver them twice.
@@ -69,7 +74,11 @@ class PublishCall:
         epoch_key: Callable[[str], str],
         maxlen: int,
         ttl_ms: int,
+        sharded: bool = False,
     ) -> None:
+        #: The script's text (for an ``EVAL`` when Redis lost it) and its SHA.
+        self.script = SPUBLISH_LUA if sharded else PUBLISH_LUA
+        self._sha = SPUBLISH_SHA if sharded else PUBLISH_SHA
         self._stream_key = stream_key
         self._epoch_key = epoch_key
         self._maxlen = maxlen
@@ -119,7 +128,7 @@ class PublishCall:
     def _head(self, channel: str) -> bytes:
         if len(self._heads) >= HEADS_KEPT:
             self._heads.clear()
-        fixed = ("EVALSHA", PUBLISH_SHA, 2, self._stream_key(channel), self._epoch_key(channel))
+        fixed = ("EVALSHA", self._sha, 2, self._stream_key(channel), self._epoch_key(channel))
         head = b"*%d\r\n%b" % (_ARGUMENTS, _bulk_strings((*fixed, channel)))
         self._heads[channel] = head
         return head

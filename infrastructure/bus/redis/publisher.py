@@ -9,7 +9,7 @@ import hiredis
 
 from infrastructure.bus.history import new_epoch
 from infrastructure.bus.redis.pipe import CommandPipe
-from infrastructure.bus.redis.publish_script import PUBLISH_LUA, PublishCall
+from infrastructure.bus.redis.publish_script import PublishCall
 from infrastructure.bus.redis.streams import ChannelKeys
 from infrastructure.events import dumps
 from redis.exceptions import NoScriptError, RedisError
@@ -25,8 +25,12 @@ class NotReplicated(RedisError):
 EPHEMERAL_HEAD: Final = b"  - "
 
 
-def _no_acks() -> int:
+def _no_acks(channel: str) -> int:
     return 0
+
+
+def _no_route(channel: str) -> CommandPipe:
+    raise RedisError("the publisher has no connection")
 
 
 class Publisher:
@@ -39,14 +43,17 @@ class Publisher:
 
     def __init__(
         self,
-        pipe: CommandPipe,
+        pipe: CommandPipe | None,
         keys: ChannelKeys,
         history_length: int,
         ttl_ms: int,
-        required_acks: Callable[[], int] = _no_acks,
+        required_acks: Callable[[str], int] = _no_acks,
         ack_timeout_ms: int = 500,
+        pipe_for: Callable[[str], CommandPipe] | None = None,
     ) -> None:
         self._pipe = pipe
+        #: On a cluster (no one ``pipe``): the connection to the primary of a channel's slot.
+        self._route = pipe_for or _no_route
         #: How many replicas must confirm an event before it is acknowledged (``WAIT``,
         #: written with the script, in one write; nothing is added when 0).
         self._required_acks = required_acks
@@ -55,12 +62,18 @@ class Publisher:
         self._uid_prefix = new_epoch()[:8] + ":"
         self._epoch_base = new_epoch()[:6]
         self._uid_seq = 0
-        self._call = PublishCall(keys.stream, keys.epoch, history_length, ttl_ms)
+        self._call = PublishCall(
+            keys.stream, keys.epoch, history_length, ttl_ms, sharded=pipe_for is not None
+        )
 
     async def run_ephemeral(self, channel: str, body: bytes) -> None:
-        """``PUBLISH`` alone: no history entry, no id, no replica acknowledgement. The
-        message reads as one with an empty epoch and id (see ``EPHEMERAL_HEAD``)."""
-        await self._pipe.execute("PUBLISH", channel, EPHEMERAL_HEAD + body)
+        """``PUBLISH`` alone (``SPUBLISH`` to the channel's primary on a cluster): no history
+        entry, no id, no replica acknowledgement. The message reads as one with an empty
+        epoch and id (see ``EPHEMERAL_HEAD``)."""
+        if self._pipe is not None:
+            await self._pipe.execute("PUBLISH", channel, EPHEMERAL_HEAD + body)
+        else:
+            await self._route(channel).execute("SPUBLISH", channel, EPHEMERAL_HEAD + body)
 
     def next_uid(self) -> str:
         self._uid_seq += 1
@@ -76,21 +89,31 @@ class Publisher:
         epoch = f"{self._epoch_base}{self._uid_seq:x}"[:16]
         call = self._call
         pipe = self._pipe
-        acks = self._required_acks()
+        if pipe is None:
+            pipe = self._route(channel)
+        acks = self._required_acks(channel)
         if acks:
-            return await self._run_replicated(channel, body, epoch, tag, uid, check, acks)
+            return await self._run_replicated(pipe, channel, body, epoch, tag, uid, check, acks)
         result: Any
         try:
             result = await pipe.execute_packed(call.packed(channel, body, epoch, tag, uid, check))
         except NoScriptError:
             # A Redis that restarted, or had its script cache flushed: EVAL loads it.
             args = call.args(channel, body, epoch, tag, uid, check)
-            result = await pipe.execute("EVAL", PUBLISH_LUA, *args)
+            result = await pipe.execute("EVAL", call.script, *args)
         # A third element: already written by an earlier attempt.
         return result[0].decode(), result[1].decode(), len(result) == 2
 
     async def _run_replicated(
-        self, channel: str, body: bytes, epoch: str, tag: str, uid: str, check: bool, acks: int
+        self,
+        pipe: CommandPipe,
+        channel: str,
+        body: bytes,
+        epoch: str,
+        tag: str,
+        uid: str,
+        check: bool,
+        acks: int,
     ) -> tuple[str, str, bool]:
         """:meth:`run`, then ``WAIT acks timeout`` on the same connection (which covers
         every write before it): :class:`NotReplicated` when fewer replicas confirm."""
@@ -99,13 +122,13 @@ class Publisher:
             command: Any = ("WAIT", acks, self._ack_timeout_ms)
             wait = self._waits[acks] = hiredis.pack_command(command)
         call = self._call
-        result, confirmed = await self._pipe.execute_packed_many(
+        result, confirmed = await pipe.execute_packed_many(
             call.packed(channel, body, epoch, tag, uid, check) + wait, 2
         )
         if isinstance(result, NoScriptError):
             args = call.args(channel, body, epoch, tag, uid, check)
-            result, confirmed = await self._pipe.execute_packed_many(
-                hiredis.pack_command(("EVAL", PUBLISH_LUA, *args)) + wait, 2
+            result, confirmed = await pipe.execute_packed_many(
+                hiredis.pack_command(("EVAL", call.script, *args)) + wait, 2
             )
         if isinstance(result, Exception):
             raise result

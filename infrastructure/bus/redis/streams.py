@@ -24,26 +24,55 @@ Position = tuple[str, tuple[int, int]]
 
 
 class ChannelKeys:
-    """The Redis keys of a channel (hash-tagged by its name: one slot per channel)."""
+    """The Redis keys of a channel (hash-tagged by its name: one slot per channel).
 
-    __slots__ = ("prefix",)
+    On a Redis Cluster (``cluster``) the tag is the channel's own hash tag, so that the
+    keys live in the slot of the shard channel itself (``SPUBLISH`` from the publish
+    script is refused otherwise): ``<prefix>history:{<channel>}`` for a channel without
+    braces (its whole name is its tag)."""
 
-    def __init__(self, prefix: str) -> None:
+    __slots__ = ("_cluster", "prefix")
+
+    def __init__(self, prefix: str, cluster: bool = False) -> None:
         self.prefix = prefix
+        self._cluster = cluster
 
     def stream(self, channel: str) -> str:
-        return f"{self.prefix}history:{{{channel[len(self.prefix) :]}}}"
+        return f"{self.prefix}history:{self._tagged(channel)}"
 
     def epoch(self, channel: str) -> str:
-        return f"{self.prefix}epoch:{{{channel[len(self.prefix) :]}}}"
+        return f"{self.prefix}epoch:{self._tagged(channel)}"
+
+    def _tagged(self, channel: str) -> str:
+        if not self._cluster:
+            return f"{{{channel[len(self.prefix) :]}}}"
+        tag = hash_tag(channel)
+        return f"{{{channel}}}" if tag == channel else f"{{{tag}}}:{channel}"
+
+
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes of ``key``: the text between the first ``{`` and the
+    next ``}`` when that is not empty, else the whole key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
 
 
 class StreamHistory:
     """Reads of the channels' Streams."""
 
     def __init__(
-        self, keys: ChannelKeys, pipe: CommandPipe, pool: aioredis.Redis, history_length: int
+        self,
+        keys: ChannelKeys,
+        pipe: CommandPipe | None,
+        pool: aioredis.Redis,
+        history_length: int,
     ) -> None:
+        """``pipe`` None (a cluster): every read goes through the pool, which routes
+        each key to its slot's primary."""
         self.keys = keys
         self._pipe = pipe
         self._pool = pool
@@ -56,7 +85,14 @@ class StreamHistory:
         for channel in channels:
             commands.append(("GET", self.keys.epoch(channel)))
             commands.append(("XREVRANGE", self.keys.stream(channel), "+", "-", "COUNT", 1))
-        answers = await self._pipe.execute_many(commands)
+        answers: list[Any]
+        if self._pipe is not None:
+            answers = await self._pipe.execute_many(commands)
+        else:
+            async with self._pool.pipeline(transaction=False) as pipe:
+                for command in commands:
+                    pipe.execute_command(*command)
+                answers = await pipe.execute()
         positions: list[Position | None] = []
         for index in range(len(channels)):
             epoch, last = answers[2 * index], answers[2 * index + 1]

@@ -12,6 +12,9 @@ per channel), so an event published after it returns is never missed.
 When the subscriber connects (again), :meth:`Subscriptions.subscribe_all` sends every
 channel at once and waits for all the acknowledgements: what is not yet in the
 Streams will then reach us live, so a catch-up from the Streams leaves no gap.
+
+On a Redis Cluster (``sharded``) the commands are SSUBSCRIBE and SUNSUBSCRIBE, and one
+command carries channels of one slot only (Redis refuses a command across slots).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from infrastructure.bus.redis.connection import pack_commands
 from infrastructure.bus.redis.pipe import Link
 from infrastructure.bus.redis.positions import ChannelPositions
 from infrastructure.bus.waiting import wait_done
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -33,9 +37,12 @@ SUBSCRIBE_BATCH = 2000
 class Subscriptions:
     """The subscription bookkeeping of one process (see the module)."""
 
-    def __init__(self, positions: ChannelPositions, timeout: float) -> None:
+    def __init__(self, positions: ChannelPositions, timeout: float, sharded: bool = False) -> None:
         self._positions = positions
         self._timeout = timeout
+        self._sharded = sharded
+        self._subscribe = "SSUBSCRIBE" if sharded else "SUBSCRIBE"
+        self._unsubscribe = "SUNSUBSCRIBE" if sharded else "UNSUBSCRIBE"
         #: The connection subscribed on, while the subscriber is up.
         self._link: Link | None = None
         # Per channel: commands sent and acknowledgements read, so that a joiner is
@@ -90,9 +97,7 @@ class Subscriptions:
         self._to_subscribe.clear()
         self._to_unsubscribe.clear()
         pending = dict.fromkeys(channels)
-        commands: list[tuple[str, ...]] = []
-        while pending:
-            commands.append(("SUBSCRIBE", *self._take_batch(pending)))
+        commands = [(self._subscribe, *batch) for batch in self._take_batches(pending)]
         self._unconfirmed = set(channels)
         confirmed = self._confirmed = asyncio.get_running_loop().create_future()
 
@@ -128,8 +133,11 @@ class Subscriptions:
                 future.set_result(None)
         self._ready.clear()
 
-    def acknowledged(self, channel: str, subscribed: bool) -> None:
-        """Redis confirmed a SUBSCRIBE (``subscribed``) or an UNSUBSCRIBE of ``channel``."""
+    def acknowledged(self, channel: str, subscribed: bool) -> bool:
+        """Redis confirmed a SUBSCRIBE (``subscribed``) or an UNSUBSCRIBE of ``channel``;
+        False when no command of ours was waiting for it (the server unsubscribed the
+        channel by itself: on a cluster, its slot moved)."""
+        solicited = channel in self._sent
         if subscribed:
             unconfirmed = self._unconfirmed
             if unconfirmed:
@@ -147,6 +155,7 @@ class Subscriptions:
             del self._ready[channel]
             if not entry[1].done():
                 entry[1].set_result(None)
+        return solicited
 
     # --- batching ---
 
@@ -167,25 +176,37 @@ class Subscriptions:
         link = self._link
         if link is None:
             return
-        commands: list[tuple[str, ...]] = []
-        while self._to_unsubscribe:
-            commands.append(("UNSUBSCRIBE", *self._take_batch(self._to_unsubscribe)))
-        while self._to_subscribe:
-            channels = self._take_batch(self._to_subscribe)
+        commands: list[tuple[str, ...]] = [
+            (self._unsubscribe, *batch) for batch in self._take_batches(self._to_unsubscribe)
+        ]
+        for channels in self._take_batches(self._to_subscribe):
             for ch in channels:
                 entry = self._ready.get(ch)
                 if entry is not None:
                     self._ready[ch] = (self._sent[ch], entry[1])
-            commands.append(("SUBSCRIBE", *channels))
+            commands.append((self._subscribe, *channels))
         try:
             link.write(pack_commands(commands))
         except (RedisError, RuntimeError, OSError) as exc:  # the subscriber resubscribes
             self.last_error = repr(exc)
 
-    def _take_batch(self, pending: dict[str, None]) -> list[str]:
-        """Up to ``SUBSCRIBE_BATCH`` channels out of ``pending``, each counted as sent."""
-        channels = list(pending)[:SUBSCRIBE_BATCH]
-        for ch in channels:
-            del pending[ch]
-            self._sent[ch] = self._sent.get(ch, 0) + 1
-        return channels
+    def _take_batches(self, pending: dict[str, None]) -> list[list[str]]:
+        """Every channel of ``pending`` (emptied), each counted as sent, in batches of at
+        most ``SUBSCRIBE_BATCH``; sharded, one slot per batch."""
+        groups: list[list[str]]
+        if self._sharded:
+            by_slot: dict[int, list[str]] = {}
+            for ch in pending:
+                by_slot.setdefault(key_slot(ch.encode()), []).append(ch)
+            groups = list(by_slot.values())
+        else:
+            groups = [list(pending)]
+        pending.clear()
+        batches: list[list[str]] = []
+        for group in groups:
+            for start in range(0, len(group), SUBSCRIBE_BATCH):
+                batch = group[start : start + SUBSCRIBE_BATCH]
+                for ch in batch:
+                    self._sent[ch] = self._sent.get(ch, 0) + 1
+                batches.append(batch)
+        return batches

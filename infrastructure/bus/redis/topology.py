@@ -93,8 +93,9 @@ class TopologyWatch:
             and time.monotonic() - sent > self._settings.REDIS_DELIVERY_STALL_SECONDS
         )
 
-    def required_acks(self) -> int:
-        """Replicas a publish must reach before it is acknowledged."""
+    def required_acks(self, channel: str = "") -> int:
+        """Replicas a publish (to any ``channel``: one server) must reach before it is
+        acknowledged."""
         configured = self._settings.REDIS_MIN_REPLICAS_ACK
         if configured is not None:
             return configured

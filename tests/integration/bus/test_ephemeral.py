@@ -11,6 +11,7 @@ from infrastructure.bus.api import SseBus
 from infrastructure.config import Settings
 from tests.conftest import SettingsFactory
 from tests.support.bus_helpers import next_events, payloads, running_bus
+from tests.support.cluster import RedisCluster
 from tests.support.processes import free_port
 
 
@@ -81,3 +82,16 @@ async def test_an_ephemeral_event_to_nobody_is_dropped_quietly(
         real = await bus.publish("eph-nobody", "new_message", {"n": 1}, "tests")
         assert [e.token for e in await next_events(listener, 1)] == [real.token]
         bus.close(listener)
+
+
+async def test_on_a_cluster_an_ephemeral_event_goes_by_spublish_and_is_never_kept(
+    settings_factory: SettingsFactory,
+) -> None:
+    cluster = RedisCluster(replicas=0)
+    try:
+        settings = settings_factory(REDIS_URL=cluster.url)
+        async with running_bus(settings) as publisher, running_bus(settings) as follower:
+            assert publisher.mode == follower.mode == "redis"
+            await _round(publisher, follower, "eph-cluster")
+    finally:
+        cluster.stop()

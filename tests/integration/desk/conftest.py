@@ -1,15 +1,19 @@
 """Desk fixtures: one ``desk_world`` for both implementations, so every test in
-``test_desk_contract.py`` runs against memory and Redis alike, on a clock the test moves."""
+``test_desk_contract.py`` runs against memory, one Redis and a Redis Cluster alike (on a
+cluster every script runs in the ``{desk}`` slot: Redis refuses a script across slots), on a
+clock the test moves."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from infrastructure.bus.redis.pool import make_cluster_client
 from infrastructure.config import Settings
 from infrastructure.desk.base import Desk
 from infrastructure.desk.memory_desk import InMemoryDesk
@@ -18,6 +22,7 @@ from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.sessions.redis_store import RedisSessionStore
 from infrastructure.sessions.store import SessionStore
 from tests.integration.sessions.fakes import FakeClock
+from tests.support.cluster import RedisCluster
 
 #: Small figures, so the tests read them off easily.
 DESK_SETTINGS: dict[str, Any] = {
@@ -44,7 +49,24 @@ class DeskWorld:
         self.clock.now += int(seconds * 1000)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="session")
+def desk_cluster() -> Iterator[RedisCluster]:
+    """One Redis Cluster (three primaries, no replicas) for the desk's contract tests."""
+    cluster = RedisCluster(replicas=0)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def emptied(cluster: RedisCluster) -> str:
+    for shard in cluster.shards():
+        with contextlib.closing(cluster.node(shard.primary).client()) as client:
+            client.flushall()
+    return cluster.url
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def world(request: pytest.FixtureRequest) -> AsyncIterator[DeskWorld]:
     clock = FakeClock()
     if request.param == "memory":
@@ -58,9 +80,16 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[DeskWorld]:
 
         yield DeskWorld(store, clock, memory_replica)
         return
-    redis_url: str = request.getfixturevalue("redis_url")
+    if request.param == "cluster":
+        redis_url = emptied(request.getfixturevalue("desk_cluster"))
+    else:
+        redis_url = request.getfixturevalue("redis_url")
     settings = Settings(_env_file=None, REDIS_URL=redis_url, **DESK_SETTINGS)
-    client = aioredis.Redis.from_url(redis_url)
+    client: aioredis.Redis
+    if request.param == "cluster":
+        client = make_cluster_client(settings, "tests")
+    else:
+        client = aioredis.Redis.from_url(redis_url)
     try:
         redis_store = RedisSessionStore(client, settings, clock=clock)
 
