@@ -8,14 +8,16 @@ cache with ``get_settings.cache_clear()``.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from infrastructure.events import NAME_PATTERN, is_valid_name
 from infrastructure.hours.model import BusinessHours
 from infrastructure.redis_url import CLUSTER_SCHEME, RedisTopology, parse_redis_url
 from infrastructure.webhooks.models import WebhookConfig, check_unique_ids
@@ -126,6 +128,10 @@ class Settings(BaseSettings):
     #: ``python -m infrastructure.auth.passwords``. Empty while the development secret is in
     #: use means one development account (see ``infrastructure.auth.passwords``).
     AGENTS: dict[str, str] = Field(default_factory=dict)
+    #: Agents with the ``supervisor`` role (the live view of the team, whisper, forced
+    #: takeover): their ids, comma-separated (``SUPERVISORS=lead,ana``) or a JSON list. Read at
+    #: sign-in into the token, and checked again on every supervisor request.
+    SUPERVISORS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: ``Secure`` flag of the token cookies the web pages' streams use: true behind HTTPS.
     AUTH_COOKIE_SECURE: bool = False
     MAX_STREAMS_PER_TOKEN: int = Field(default=5, ge=1)
@@ -194,6 +200,24 @@ class Settings(BaseSettings):
         # it against REDIS_URL).
         parse_redis_url(url)
         return url
+
+    @field_validator("SUPERVISORS", mode="before")
+    @classmethod
+    def _supervisor_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("SUPERVISORS")
+    @classmethod
+    def _supervisors_are_names(cls, ids: list[str]) -> list[str]:
+        for agent_id in ids:
+            if not is_valid_name(agent_id):
+                raise ValueError(f"invalid supervisor id {agent_id!r}: must match {NAME_PATTERN}")
+        return ids
 
     @property
     def redis_topology(self) -> RedisTopology:

@@ -27,6 +27,7 @@ from infrastructure.config import read_env_file
 from infrastructure.events import NAME_PATTERN
 
 AGENTS_KEY: Final = "AGENTS"
+SUPERVISORS_KEY: Final = "SUPERVISORS"
 _KEY_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -147,6 +148,24 @@ def add_agent_to_env_file(
     agents[agent_id] = password_hash
     set_env_value(path, AGENTS_KEY, json.dumps(agents, separators=(", ", ": ")))
     return existed
+
+
+def add_supervisor_to_env_file(path: Path, agent_id: str) -> bool:
+    """List ``agent_id`` in the ``SUPERVISORS`` of ``path`` (comma-separated). True when it
+    was not listed yet."""
+    check_agent_id(agent_id)
+    raw = read_env_file(path).get(SUPERVISORS_KEY, "").strip()
+    if raw.startswith("["):
+        try:
+            listed = [str(i) for i in json.loads(raw)]
+        except (json.JSONDecodeError, TypeError):
+            raise AgentFileError(f"{path}: {SUPERVISORS_KEY} is not a valid JSON list") from None
+    else:
+        listed = [part.strip() for part in raw.split(",") if part.strip()]
+    if agent_id in listed:
+        return False
+    set_env_value(path, SUPERVISORS_KEY, ",".join([*listed, agent_id]))
+    return True
 
 
 # --- the first-run password ----------------------------------------------------------------

@@ -32,6 +32,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from infrastructure.auth.tokens import (
     AGENT_ROLE,
     CUSTOMER_ROLE,
+    SUPERVISOR_SCOPE,
     InvalidToken,
     Principal,
     Role,
@@ -200,6 +201,24 @@ def require_agent_identity(principal: Principal, agent_id: str) -> Principal:
     return principal
 
 
+SUPERVISOR_DETAIL: Final = (
+    "the supervisor role is needed: an operator lists supervisors' agent ids in SUPERVISORS"
+)
+
+
+def require_supervisor(settings: Settings, principal: Principal) -> Principal:
+    """An agent whose token carries the ``supervisor`` scope and who is still listed in
+    ``SUPERVISORS`` (a demoted supervisor's token stops working at the next restart, not at
+    its expiry). 403 with a message saying so otherwise."""
+    if (
+        principal.role is not AGENT_ROLE
+        or SUPERVISOR_SCOPE not in principal.scopes
+        or principal.subject not in settings.SUPERVISORS
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=SUPERVISOR_DETAIL)
+    return principal
+
+
 # --- Role dependencies ---------------------------------------------------------------------
 
 
@@ -219,10 +238,21 @@ async def get_stream_agent(principal: StreamPrincipal) -> Principal:
     return require_role(principal, Role.AGENT)
 
 
+async def get_supervisor(request: Request, principal: CurrentPrincipal) -> Principal:
+    return require_supervisor(settings_of(request), principal)
+
+
+async def get_stream_supervisor(request: Request, principal: StreamPrincipal) -> Principal:
+    return require_supervisor(settings_of(request), principal)
+
+
 CurrentCustomer = Annotated[Principal, Depends(get_customer)]
 CurrentAgent = Annotated[Principal, Depends(get_agent)]
 ServiceCaller = Annotated[Principal, Depends(get_service_caller)]
 StreamAgent = Annotated[Principal, Depends(get_stream_agent)]
+#: An agent with the supervisor role (Bearer) / opening a stream.
+CurrentSupervisor = Annotated[Principal, Depends(get_supervisor)]
+StreamSupervisor = Annotated[Principal, Depends(get_stream_supervisor)]
 
 
 # --- Path-bound dependencies: the name comes from ``{session_name}`` / ``{agent_id}`` -------

@@ -49,6 +49,7 @@ from infrastructure.auth.agent_file import (
     AgentExists,
     Credentials,
     add_agent_to_env_file,
+    add_supervisor_to_env_file,
     agents_in_env_file,
     check_agent_id,
     existing_agent_message,
@@ -229,6 +230,11 @@ def _add_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--force", action="store_true", help="replace an existing agent")
     parser.add_argument("--env-file", type=Path, default=Path(".env"))
+    parser.add_argument(
+        "--supervisor",
+        action="store_true",
+        help="also list it in SUPERVISORS (the team's live view, forced takeover)",
+    )
     return parser
 
 
@@ -256,6 +262,13 @@ def _add(argv: Sequence[str]) -> int:
         return 1
     action = "replaced" if replaced else "added"
     print(f"{action} agent {args.agent_id} in {args.env_file}")
+    if args.supervisor:
+        try:
+            add_supervisor_to_env_file(args.env_file, args.agent_id)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.agent_id} is a supervisor (SUPERVISORS in {args.env_file})")
     if generated:
         print(f"sign in as {args.agent_id} / {password}")
     configured = Settings(_env_file=args.env_file).AGENTS

@@ -6,6 +6,9 @@ A token carries a role and one subject, which together are its scope:
 * ``agent`` -- ``sub`` is the agent id: the queue, any session's events, and acting as itself;
 * ``service`` -- ``sub`` is the calling back-end's name: the publish API and the callback.
 
+An agent's token may carry a ``scope`` claim (space-separated, as RFC 8693 has it):
+``supervisor`` for the agents ``SUPERVISORS`` names (the team's live view, forced takeover).
+
 Verification pins the algorithm (``HS256`` only), so a token whose header says ``alg: none``
 or any other algorithm is rejected before its signature is even looked at; ``exp``, ``iat``,
 ``sub``, ``role`` and ``jti`` are required. Every failure is one exception, :class:`InvalidToken`,
@@ -60,6 +63,10 @@ class Role(StrEnum):
 
 _ROLE_VALUES: Final = frozenset(r.value for r in Role)
 
+#: The scope a supervisor's token carries (an agent token; see SUPERVISORS).
+SUPERVISOR_SCOPE: Final = "supervisor"
+KNOWN_SCOPES: Final = frozenset({SUPERVISOR_SCOPE})
+
 #: The roles as plain names, for checks made on every request: on Python 3.11
 #: ``Role.X`` takes the slow attribute path of ``EnumType`` (see events.SESSION_KIND).
 CUSTOMER_ROLE: Final = Role.CUSTOMER
@@ -76,6 +83,8 @@ class Principal:
     subject: str
     #: The token's ``jti``: what per-token limits count by.
     token_id: str
+    #: Extra rights of an agent (``supervisor``); empty for most tokens.
+    scopes: frozenset[str] = frozenset()
 
 
 class InvalidToken(Exception):
@@ -98,14 +107,25 @@ def token_ttl(settings: Settings, role: Role) -> int:
     }[role]
 
 
-def issue_token(settings: Settings, role: Role | str, subject: str, ttl: int | None = None) -> str:
+def issue_token(
+    settings: Settings,
+    role: Role | str,
+    subject: str,
+    ttl: int | None = None,
+    scopes: Sequence[str] = (),
+) -> str:
     """A signed token for ``subject`` in ``role``, valid for ``ttl`` seconds (default: the
-    role's ``*_TOKEN_TTL_SECONDS``).
+    role's ``*_TOKEN_TTL_SECONDS``), with ``scopes`` (agents only).
 
     Raises ``ValueError`` for an unknown role, a subject outside the name pattern (a subject
-    is a session name or an id, and it ends up compared with path parameters) or ``ttl < 1``.
+    is a session name or an id, and it ends up compared with path parameters), ``ttl < 1``
+    or a scope that is unknown or not an agent's.
     """
     role = Role(role)
+    if scopes and role is not Role.AGENT:
+        raise ValueError("only an agent's token carries scopes")
+    if not set(scopes) <= KNOWN_SCOPES:
+        raise ValueError(f"unknown scope: known are {', '.join(sorted(KNOWN_SCOPES))}")
     if not is_strict_name(subject):
         raise ValueError(f"invalid subject: must match {NAME_PATTERN}")
     lifetime = token_ttl(settings, role) if ttl is None else ttl
@@ -119,6 +139,8 @@ def issue_token(settings: Settings, role: Role | str, subject: str, ttl: int | N
         "exp": now + lifetime,
         "jti": secrets.token_urlsafe(16),
     }
+    if scopes:
+        claims["scope"] = " ".join(sorted(set(scopes)))
     return _JWT.encode(claims, settings.AUTH_SECRET, algorithm=ALGORITHM)
 
 
@@ -182,7 +204,11 @@ def verify_token(settings: Settings, token: str) -> Principal:
         raise InvalidToken("invalid token (bad subject)")
     if not isinstance(token_id, str) or not token_id:
         raise InvalidToken("invalid token (bad jti)")
-    principal = Principal(role=Role(role), subject=subject, token_id=token_id)
+    scope = claims.get("scope", "")
+    scopes = frozenset(scope.split()) if isinstance(scope, str) else None
+    if scopes is None or not scopes <= KNOWN_SCOPES or (scopes and role != Role.AGENT):
+        raise InvalidToken("invalid token (bad scope)")
+    principal = Principal(Role(role), subject, token_id, scopes)
     _verified.put(settings.AUTH_SECRET, token, principal, float(claims["exp"]))
     return principal
 
@@ -199,10 +225,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("role", choices=[str(r) for r in Role])
     parser.add_argument("subject", help="session name (customer), agent id or service name")
     parser.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+    parser.add_argument(
+        "--scope", action="append", default=[], help="an agent's extra right (supervisor)"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     try:
-        token = issue_token(settings, args.role, args.subject, args.ttl)
+        token = issue_token(settings, args.role, args.subject, args.ttl, args.scope)
     except ValueError as exc:
         parser.error(str(exc))
     if settings.uses_development_secret:

@@ -45,6 +45,18 @@ class Desk(Protocol):
         ``AgentAtCapacity`` when it is full."""
         ...
 
+    async def take_over(
+        self, session_name: str, supervisor: str, expected_holder: str = ""
+    ) -> tuple[Session, str]:
+        """A supervisor takes a chat another agent holds, atomically (whatever its own load
+        or presence); the chat and who held it. ``NotTakeable`` unless it is held by another
+        agent (and, when given, by ``expected_holder``)."""
+        ...
+
+    async def active_chats(self) -> list[Session]:
+        """Every chat an agent holds now, by name (the supervisor's view)."""
+        ...
+
     async def assign(self) -> list[Assignment]:
         """The oldest waiting chats to the online agents with the fewest chats under
         capacity (ties: idle longest). Never a chat twice, never over capacity."""

@@ -12,10 +12,12 @@ from infrastructure.sessions.models import (
     AgentAtCapacity,
     AgentUnavailable,
     NotHolder,
+    NotTakeable,
     Session,
     SessionNotFound,
     SessionStatus,
     datetime_to_ms,
+    not_takeable_reason,
     now_ms,
 )
 
@@ -132,6 +134,23 @@ class InMemoryDesk:
             raise AgentAtCapacity(to_agent, chats)
         self._last_assigned[to_agent] = now
         return self._store.reassign_now(session_name, from_agent, to_agent, note)
+
+    async def take_over(
+        self, session_name: str, supervisor: str, expected_holder: str = ""
+    ) -> tuple[Session, str]:
+        session = self._store.peek(session_name)
+        if session is None:
+            raise SessionNotFound(session_name)
+        holder = session.agent_id or ""
+        why = not_takeable_reason(str(session.status), holder, supervisor, expected_holder)
+        if why is not None:
+            raise NotTakeable(session_name, why)
+        reason = f"taken over from {holder} by {supervisor}"
+        self._last_assigned[supervisor] = self._clock()
+        return self._store.reassign_now(session_name, holder, supervisor, "", reason), holder
+
+    async def active_chats(self) -> list[Session]:
+        return sorted(self._store.held_now(), key=lambda s: s.session_name)
 
     async def assign(self) -> list[Assignment]:
         now = self._clock()

@@ -28,11 +28,15 @@ from infrastructure.sessions.models import (
     AgentAtCapacity,
     AgentUnavailable,
     NotHolder,
+    NotTakeable,
     Session,
     SessionNotFound,
+    SessionStatus,
+    not_takeable_reason,
     now_ms,
 )
 from infrastructure.sessions.record_log import store_prefix
+from infrastructure.sessions.redis_keys import decode_hash
 from infrastructure.sessions.redis_store import SessionKeys, lua_script, pairs, session_from_hash
 
 from .models import (
@@ -84,6 +88,7 @@ class RedisDesk:
         self._assign = script("assign.lua")
         self._sweep = script("sweep.lua")
         self._transfer = script("transfer.lua")
+        self._take_over = script("takeover.lua")
 
     async def _presence_op(
         self, op: str, kind: PresenceKind, ids: Sequence[str], status: str = ""
@@ -146,6 +151,46 @@ class RedisDesk:
         if code == "full":
             raise AgentAtCapacity(to_agent, int(reply[1]))
         return session_from_hash(session_name, pairs(reply[1:]))
+
+    async def take_over(
+        self, session_name: str, supervisor: str, expected_holder: str = ""
+    ) -> tuple[Session, str]:
+        reply = await self._take_over(
+            keys=[self.keys.session(session_name)],
+            args=[
+                self.keys.prefix,
+                session_name,
+                supervisor,
+                self._clock(),
+                self._settings.SESSION_TTL_SECONDS,
+                expected_holder,
+            ],
+        )
+        code = _text(reply[0])
+        if code == "not_found":
+            raise SessionNotFound(session_name)
+        if code == "refused":
+            status, holder = _text(reply[1]), _text(reply[2])
+            why = not_takeable_reason(status, holder, supervisor, expected_holder)
+            raise NotTakeable(session_name, why or status)
+        return session_from_hash(session_name, pairs(reply[2:])), _text(reply[1])
+
+    async def active_chats(self) -> list[Session]:
+        held = await self._redis.hgetall(self.keys.held)
+        names = sorted(_text(name) for name in held)
+        if not names:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.keys.session(name))
+            hashes = await pipe.execute()
+        chats = []
+        for name, raw in zip(names, hashes, strict=True):
+            fields = decode_hash(raw)
+            # (An entry whose session expired is left to held_by, which drops it.)
+            if fields.get("status") == SessionStatus.AGENT_ACTIVE:
+                chats.append(session_from_hash(name, fields))
+        return chats
 
     async def assign(self) -> list[Assignment]:
         flat = await self._assign(

@@ -71,19 +71,27 @@ class DeskService:
         listed = {a.agent_id: a for a in await self.desk.agents([c.agent_id for c in changes])}
         for change in changes:
             agent = listed.get(change.agent_id)
-            await self.bus.publish(
-                Target.broadcast(),
-                "presence",
-                {
-                    "agent_id": change.agent_id,
-                    "status": str(change.status),
-                    "chats": agent.chats if agent else 0,
-                    "capacity": self.settings.AGENT_MAX_CHATS,
-                },
-                self.source,
+            await self._publish_presence(
+                change.agent_id, change.status, agent.chats if agent else 0
             )
         if self.auto and any(c.status is AgentStatus.ONLINE for c in changes):
             await self.queue_changed()
+
+    async def _publish_presence(self, agent_id: str, status: AgentStatus, chats: int) -> None:
+        payload = {
+            "agent_id": agent_id,
+            "status": str(status),
+            "chats": chats,
+            "capacity": self.settings.AGENT_MAX_CHATS,
+        }
+        await self.bus.publish(Target.broadcast(), "presence", payload, self.source)
+
+    async def loads_changed(self, agent_ids: Sequence[str]) -> None:
+        """A chat moved between these agents (a transfer, a takeover): everyone's team list
+        hears their new loads (a ``presence`` event each, status unchanged)."""
+        for agent in await self.desk.agents(list(agent_ids)):
+            if agent.agent_id in agent_ids:
+                await self._publish_presence(agent.agent_id, agent.status, agent.chats)
 
     async def transfer(
         self, session_name: str, from_agent: str, to_agent: str, note: str = ""
@@ -112,6 +120,42 @@ class DeskService:
             session_name,
             {**session_payload(session), "from_agent_id": from_agent, "to_agent_id": to_agent},
         )
+        await self.loads_changed([from_agent, to_agent])
+        return session
+
+    async def take_over(
+        self, session_name: str, supervisor: str, expected_holder: str = ""
+    ) -> Session:
+        """A supervisor takes a chat from the agent holding it: that agent's page drops it
+        with a notice (``taken_over``), the customer sees who joined, the supervisor gets it
+        (``assigned``), webhooks get a ``transferred`` with ``"takeover": true``."""
+        session, holder = await self.desk.take_over(session_name, supervisor, expected_holder)
+        payload = session_payload(session)
+        # First the notice, then the status: the page drops the chat saying why.
+        await self.bus.publish(
+            Target.agent(holder), "taken_over", {**payload, "by": supervisor}, self.source
+        )
+        await publish_status(
+            self.bus,
+            self.store,
+            session,
+            self.source,
+            previous=SessionStatus.AGENT_ACTIVE,
+            previous_agent=holder,
+        )
+        await self.bus.publish(
+            Target.agent(supervisor),
+            "assigned",
+            {**payload, "taken_over_from": holder},
+            self.source,
+        )
+        await emit_webhook(
+            self.bus,
+            "transferred",
+            session_name,
+            {**payload, "from_agent_id": holder, "to_agent_id": supervisor, "takeover": True},
+        )
+        await self.loads_changed([holder, supervisor])
         return session
 
     async def to_queue(self, session_name: str, agent_id: str) -> Session:

@@ -25,5 +25,5 @@ local chats = tonumber(redis.call('HGET', K.load, to) or '0')
 if chats >= tonumber(ARGV[6]) then
   return {'full', tostring(chats)}
 end
-reassign(name, from, to, now, tonumber(ARGV[7]), ARGV[8])
+reassign(name, from, to, now, tonumber(ARGV[7]), 'transfer from ' .. from .. ': ' .. ARGV[8])
 return state_of(name)

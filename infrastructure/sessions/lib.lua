@@ -119,9 +119,10 @@ local function apply_move(name, current, holder, requested, agent, reason, now, 
     'agent_id', (requested == 'agent_active') and agent or holder, 'reason', reason)
 end
 
--- A held chat to another agent (a transfer): the state stays agent_active, the holder,
--- the indexes and the loads change, and the record says who holds it now and why.
-local function reassign(name, from, to, now, ttl, note)
+-- A held chat to another agent (a transfer, a supervisor's takeover): the state stays
+-- agent_active, the holder, the indexes and the loads change, and the record says who
+-- holds it now and why (reason).
+local function reassign(name, from, to, now, ttl, reason)
   local sess = sess_key(name)
   redis.call('HSET', sess, 'agent_id', to, 'updated_at', now, 'last_activity_at', now)
   redis.call('HSET', K.held, name, to)
@@ -133,7 +134,7 @@ local function reassign(name, from, to, now, ttl, note)
   redis.call('EXPIRE', sess, ttl)
   redis.call('XADD', K.record, 'MAXLEN', '~', RECORD_MAXLEN, '*',
     'kind', 'status', 'session', name, 'ts', now, 'status', 'agent_active',
-    'previous', 'agent_active', 'agent_id', to, 'reason', 'transfer from ' .. from .. ': ' .. note)
+    'previous', 'agent_active', 'agent_id', to, 'reason', reason)
 end
 
 -- One checked move; returns the reply of transition.lua.

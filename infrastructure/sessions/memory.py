@@ -172,8 +172,11 @@ class InMemorySessionStore:
         """A move, checked like every other (the desk's assignment and sweep)."""
         return self._move(name, requested, agent_id, front=front)
 
-    def reassign_now(self, name: str, from_agent: str, to_agent: str, note: str) -> Session:
-        """A held chat to another agent (the desk's transfer; its checks are the desk's)."""
+    def reassign_now(
+        self, name: str, from_agent: str, to_agent: str, note: str, reason: str | None = None
+    ) -> Session:
+        """A held chat to another agent (the desk's transfer and forced takeover; their
+        checks are the desk's). ``reason``: the record's (default: a transfer's)."""
         now = self._clock()
         session = self._load(name, now)
         if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != from_agent:
@@ -192,7 +195,7 @@ class InMemorySessionStore:
                 status=str(moved.status),
                 previous=str(session.status),
                 agent_id=to_agent,
-                reason=f"transfer from {from_agent}: {note}",
+                reason=reason or f"transfer from {from_agent}: {note}",
             )
         return moved
 

@@ -244,3 +244,24 @@ class NotHolder(SessionConflict):
         self.session_name = session_name
         self.agent_id = agent_id
         self.holder = holder
+
+
+class NotTakeable(SessionConflict):
+    """A supervisor's forced takeover of a chat that is not held by another agent (waiting,
+    closed, its own already), or that moved since the supervisor looked (``expected``)."""
+
+    def __init__(self, session_name: str, reason: str) -> None:
+        super().__init__(f"session {session_name!r} cannot be taken over: {reason}")
+        self.session_name = session_name
+        self.reason = reason
+
+
+def not_takeable_reason(status: str, holder: str, supervisor: str, expected: str) -> str | None:
+    """Why a forced takeover is refused (None: it may go ahead); the Lua script's twin."""
+    if status != SessionStatus.AGENT_ACTIVE:
+        return f"it is {status}, not held by an agent (take a waiting chat from the queue)"
+    if holder == supervisor:
+        return "you hold it already"
+    if expected and holder != expected:
+        return f"it is held by {holder!r} now, not {expected!r}"
+    return None

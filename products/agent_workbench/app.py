@@ -15,6 +15,7 @@ from infrastructure.webhooks.worker import delivery_worker
 from products.agent_workbench.canned_routes import router as canned_router
 from products.agent_workbench.paths import STATIC_DIR
 from products.agent_workbench.routes import fast_routes, router
+from products.agent_workbench.supervisor_routes import router as supervisor_router
 
 
 @asynccontextmanager
@@ -29,7 +30,7 @@ def create_app(settings: Settings | None = None) -> ServiceApp:
         service="agent_workbench",
         title="Agent workbench",
         description="The agents' side: the live queue, takeover, chat, release.",
-        routers=[router, canned_router],
+        routers=[router, canned_router, supervisor_router],
         fast_routes=fast_routes,
         settings=settings,
         static_dir=STATIC_DIR,

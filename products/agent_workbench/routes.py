@@ -129,7 +129,9 @@ async def login(
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
     set_auth_cookie(response, settings, Role.AGENT, token)
     await desk_handlers.signed_in(desk, body.agent_id)
-    return AgentToken(agent_id=body.agent_id, token=token)
+    return AgentToken(
+        agent_id=body.agent_id, token=token, roles=agents.roles_of(settings, body.agent_id)
+    )
 
 
 @router.post("/api/agents/logout", response_model=LogoutResult, tags=["agents"])
@@ -168,10 +170,10 @@ async def left_messages(_: CurrentAgent, bus: Bus) -> list[dict[str, object]]:
 
 @router.post("/api/left-messages/{session_name}/done", tags=["sessions"])
 async def left_message_done(
-    session_name: SessionNamePath, _: CurrentAgent, bus: Bus
+    session_name: SessionNamePath, principal: CurrentAgent, bus: Bus
 ) -> dict[str, str]:
-    """Handled: it leaves the list (404 when there is none for that session)."""
-    if not await hours.done(bus, session_name):
+    """Handled: it leaves every agent's list (404 when there is none for that session)."""
+    if not await hours.done(bus, session_name, principal.subject):
         raise HTTPException(404, f"no message left for session {session_name!r}")
     return {"session_name": session_name, "status": "done"}
 

@@ -23,6 +23,8 @@ class AgentToken(BaseModel):
     agent_id: str
     #: ``Authorization: Bearer`` for the API; the page's streams use the cookie set too.
     token: str
+    #: ``["supervisor"]`` for an agent listed in ``SUPERVISORS`` (the token carries it).
+    roles: list[str] = Field(default_factory=list)
 
 
 class AgentAction(_Strict):
@@ -114,3 +116,44 @@ class WebhookStatus(BaseModel):
     #: Deliveries waiting (all hooks, all replicas).
     backlog: int
     hooks: list[WebhookHookStatus]
+
+
+class TakeOverRequest(_Strict):
+    #: The agent the supervisor saw holding the chat: refused (409) if it moved meanwhile.
+    expected_holder: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+
+class SupervisedAgent(BaseModel):
+    agent_id: str
+    status: AgentStatus
+    chats: int
+    capacity: int
+    supervisor: bool
+
+
+class ActiveChat(BaseModel):
+    session_name: str
+    status: str
+    agent_id: str | None
+    display_name: str | None = None
+    first_message: str | None = None
+    unread: int = 0
+    last_activity_at: datetime | None = None
+
+
+class WaitingChat(BaseModel):
+    session_name: str
+    queue_position: int | None
+    waiting_since: datetime | None
+    waited_seconds: float | None
+    display_name: str | None = None
+    first_message: str | None = None
+    escalation_reason: str | None = None
+
+
+class SupervisorOverview(BaseModel):
+    #: When the snapshot was taken (waits are counted from then on by the page).
+    at: datetime
+    agents: list[SupervisedAgent]
+    queue: list[WaitingChat]
+    chats: list[ActiveChat]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.core.result import Err
 
-from infrastructure.auth.tokens import Role
+from infrastructure.auth.tokens import SUPERVISOR_SCOPE, Role, issue_token
 from tests.support.deployment import Deployment, start_deployment, stop_deployment
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +29,11 @@ MAX_EXAMPLES = 25
 def fuzzed() -> Iterator[Deployment]:
     # Generous limits: the fuzzer is one client sending many requests.
     deployed = start_deployment(
-        env={"RATE_LIMIT_PER_MINUTE": "100000", "RATE_LIMIT_BURST": "100000"}
+        env={
+            "RATE_LIMIT_PER_MINUTE": "100000",
+            "RATE_LIMIT_BURST": "100000",
+            "SUPERVISORS": "fuzz-lead",
+        }
     )
     yield deployed
     stop_deployment(deployed)
@@ -82,3 +86,8 @@ def test_chatbot_as_a_customer_never_answers_5xx(fuzzed: Deployment) -> None:
 
 def test_workbench_as_an_agent_never_answers_5xx(fuzzed: Deployment) -> None:
     assert _fuzz(fuzzed.workbench, _headers(fuzzed, Role.AGENT)) >= 8
+
+
+def test_workbench_as_a_supervisor_never_answers_5xx(fuzzed: Deployment) -> None:
+    token = issue_token(fuzzed.settings, Role.AGENT, "fuzz-lead", scopes=[SUPERVISOR_SCOPE])
+    assert _fuzz(fuzzed.workbench, {"Authorization": f"Bearer {token}"}) >= 8

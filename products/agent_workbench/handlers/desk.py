@@ -15,8 +15,9 @@ async def my_sessions(desk: DeskService, agent_id: str) -> list[SessionPublic]:
 
 async def set_status(desk: DeskService, agent_id: str, status: AgentStatus) -> AgentPresence:
     await desk.set_status(agent_id, status)
-    (presence,) = await desk.desk.agents([agent_id])
-    return presence
+    # (agents() lists every agent seen as well as those asked for.)
+    listed = await desk.desk.agents([agent_id])
+    return next(a for a in listed if a.agent_id == agent_id)
 
 
 async def signed_in(desk: DeskService, agent_id: str) -> None:

@@ -44,12 +44,15 @@ import {
   unseenCount,
   upsertQueue,
 } from "/static/queue.js";
-import { loadTeam, renderTeam, setPresence } from "/static/team.js";
+import { clearLeft, loadLeft, onLeftEvent } from "/static/left.js";
+import { showSupervision, startSupervisor, stopSupervisor, wireSupervisor } from "/static/supervisor.js";
+import { applyPresence, loadTeam, setPresence } from "/static/team.js";
 
 // --- Events -----------------------------------------------------------------------------
 
 function onEvent(envelope) {
   const p = envelope.payload || {};
+  if (onLeftEvent(envelope)) return;
   switch (envelope.type) {
     case "transfer_request":
       if (upsertQueue(p)) alertInBackground(`${customerName(p)} asks for an agent`, "request");
@@ -61,28 +64,45 @@ function onEvent(envelope) {
         holdSession(p);
         loadTranscript(p.session_name);
       }
-      const what = p.transferred_from
-        ? `${customerName(p)} was transferred to you by ${p.transferred_from}` +
-          (p.note ? `: “${p.note}”` : "")
-        : `${customerName(p)} was assigned to you`;
+      let what = `${customerName(p)} was assigned to you`;
+      if (p.transferred_from) {
+        what =
+          `${customerName(p)} was transferred to you by ${p.transferred_from}` +
+          (p.note ? `: “${p.note}”` : "");
+      } else if (p.taken_over_from) {
+        what = `You took over ${customerName(p)} from ${p.taken_over_from}`;
+      }
       queueNotice(what);
       alertInBackground(what, "assigned");
       if (!state.current) selectSession(p.session_name);
+      break;
+    }
+    case "taken_over": {
+      // A supervisor took this chat: it leaves this agent's list, saying who and why.
+      const label = state.held.get(p.session_name)?.label || customerName(p);
+      dropSession(p.session_name);
+      queueNotice(`${p.by} (supervisor) took over your chat with ${label}`);
+      alertInBackground(`${p.by} took over your chat with ${label}`, "taken_over");
       break;
     }
     case "abandoned":
       removeFromQueue(p.session_name);
       queueNotice(`${customerName(p)} left the queue`);
       break;
-    case "presence": {
-      const known = state.team.get(p.agent_id) || { agent_id: p.agent_id };
-      state.team.set(p.agent_id, { ...known, ...p });
-      renderTeam();
+    case "presence":
+      applyPresence(p);
+      break;
+    case "note": {
+      const held = state.held.get(p.session_name);
+      if (!held) break;
+      addMessage(p.session_name, noteMessage(p));
+      // A colleague's note (a supervisor's whisper) on a chat this agent holds: said aloud.
+      if (p.agent_id !== state.agentId) {
+        queueNotice(`Note from ${p.agent_id} on ${held.label}`);
+        alertInBackground(`${p.agent_id} on ${held.label}: ${p.content}`, "note");
+      }
       break;
     }
-    case "note":
-      if (state.held.has(p.session_name)) addMessage(p.session_name, noteMessage(p));
-      break;
     case "typing":
       if (p.who === "customer") showTyping(p);
       break;
@@ -145,6 +165,7 @@ async function resync() {
     }
     await loadMine();
     await loadTeam();
+    await loadLeft();
   } catch (error) {
     queueNotice(`Could not refresh: ${error.message}`, "queue");
   }
@@ -171,7 +192,17 @@ function startDesk() {
   });
   state.stream.start();
   $("alerts").hidden = !alertsWanted();
+  if (state.roles.includes("supervisor")) startSupervisor({ onTakenOver: tookOver });
   resync();
+}
+
+/** After a supervisor's takeover: the chat on the supervisor's own desk, open. */
+function tookOver(name, label, from) {
+  showSupervision(false);
+  holdSession({ session_name: name, status: "agent_active", display_name: label });
+  selectSession(name);
+  loadTranscript(name);
+  queueNotice(`You took over ${label} from ${from}`);
 }
 
 /** "Log out": asks whether to hand the chats back (the default) or keep them. */
@@ -200,6 +231,9 @@ async function askLogout() {
 export function logout(message) {
   if (state.stream) state.stream.stop();
   state.stream = null;
+  stopSupervisor();
+  clearLeft();
+  state.roles = [];
   clearInterval(state.tick);
   sessionStorage.removeItem(AUTH_KEY);
   state.token = null;
@@ -238,7 +272,11 @@ async function login(event) {
     });
     state.agentId = answer.agent_id;
     state.token = answer.token;
-    sessionStorage.setItem(AUTH_KEY, JSON.stringify({ agentId: state.agentId, token: state.token }));
+    state.roles = answer.roles || [];
+    sessionStorage.setItem(
+      AUTH_KEY,
+      JSON.stringify({ agentId: state.agentId, token: state.token, roles: state.roles }),
+    );
     $("password").value = "";
     startDesk();
   } catch (error) {
@@ -265,6 +303,7 @@ function init() {
       ? "Internal note for agents… (the customer never sees it)"
       : "Reply… (Enter sends, Shift+Enter for a new line)";
   });
+  wireSupervisor();
   $("presence").addEventListener("change", (event) => setPresence(event.target.value));
   $("alerts").addEventListener("click", async () => {
     await askForAlerts();
@@ -343,6 +382,7 @@ function init() {
   if (saved && saved.agentId && saved.token) {
     state.agentId = saved.agentId;
     state.token = saved.token;
+    state.roles = Array.isArray(saved.roles) ? saved.roles : [];
     startDesk();
   }
 }

@@ -131,7 +131,7 @@ function byTime(a, b) {
   return (Date.parse(a.timestamp) || 0) - (Date.parse(b.timestamp) || 0);
 }
 
-function messageItem(m) {
+export function messageItem(m) {
   const li = document.createElement("li");
   li.className = `msg msg-${m.sender}${m.sender === "agent" && m.sender_id === state.agentId ? " msg-mine" : ""}`;
   li.dataset.messageId = m.id;

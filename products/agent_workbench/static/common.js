@@ -18,6 +18,7 @@ export const $ = (id) => document.getElementById(id);
 export const state = {
   agentId: null,
   token: null,
+  roles: [], // ["supervisor"] for an agent SUPERVISORS lists (the login says)
   stream: null,
   queue: new Map(), // name -> {name, waitStart, reason, el}
   held: new Map(), // name -> {name, status, messages: Map(id -> message), unread}

@@ -30,9 +30,24 @@ export function renderTeam() {
   if (me) $("presence").value = me.status;
 }
 
+// When each agent's last presence event came: a snapshot asked for before it must not undo
+// it (the page's own "online" is published while its first GET /api/agents is on its way).
+const heard = new Map();
+
+export function applyPresence(p) {
+  const known = state.team.get(p.agent_id) || { agent_id: p.agent_id };
+  state.team.set(p.agent_id, { ...known, ...p });
+  heard.set(p.agent_id, performance.now());
+  renderTeam();
+}
+
 export async function loadTeam() {
+  const asked = performance.now();
   const agents = await api("/api/agents");
-  state.team = new Map(agents.map((a) => [a.agent_id, a]));
+  const fresher = (id) => (heard.get(id) ?? -1) > asked;
+  state.team = new Map(
+    agents.map((a) => [a.agent_id, fresher(a.agent_id) ? state.team.get(a.agent_id) || a : a]),
+  );
   renderTeam();
 }
 

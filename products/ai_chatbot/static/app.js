@@ -208,6 +208,7 @@ function renderStatus() {
 /** Apply a session (GET answer or status_change payload); returns whether the status changed. */
 function applySession(s) {
   const previous = state.status;
+  const previousAgent = state.agentId;
   if (s.status === "agent_active") state.hadAgent = true;
   if (s.previous_status === "agent_active" && s.status === "ai") state.hadAgent = true;
   state.status = s.status;
@@ -234,7 +235,9 @@ function applySession(s) {
   }
   if (typeof s.rating === "number") state.rated = true;
   renderStatus();
-  return previous !== null && previous !== s.status;
+  // A new agent on a chat already with one (a transfer, a supervisor's takeover) is news too.
+  const newAgent = s.status === "agent_active" && previousAgent !== null && previousAgent !== s.agent_id;
+  return previous !== null && (previous !== s.status || newAgent);
 }
 
 // --- Events ---------------------------------------------------------------------------

@@ -44,3 +44,30 @@ async def test_assignment_and_return_are_recorded(redis_url: str) -> None:
         ]
     finally:
         await client.aclose()
+
+
+async def test_a_transfer_and_a_supervisors_takeover_are_recorded(redis_url: str) -> None:
+    clock = FakeClock()
+    settings = Settings(_env_file=None, REDIS_URL=redis_url, **DESK_SETTINGS)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        store = RedisSessionStore(client, settings, clock=clock)
+        desk = RedisDesk(client, settings, "r1", clock=clock)
+        await store.create("s1")
+        await store.escalate("s1")
+        await desk.enter("agent", ["a1", "b1"])
+        await store.takeover("s1", "a1")
+        await desk.transfer("s1", "a1", "b1", "billing")
+        await desk.take_over("s1", "lead")
+        entries = await client.xrange(store.keys.record)
+        reasons = [
+            (f["agent_id"], f["reason"])
+            for _, f in entries or []
+            if f is not None and f["session"] == "s1" and f.get("previous") == "agent_active"
+        ]
+        assert reasons == [
+            ("b1", "transfer from a1: billing"),
+            ("lead", "taken over from b1 by lead"),
+        ]
+    finally:
+        await client.aclose()

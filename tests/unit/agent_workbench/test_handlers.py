@@ -6,9 +6,11 @@ import pytest
 
 from infrastructure.auth.passwords import hash_password
 from infrastructure.auth.tokens import Role, verify_token
+from infrastructure.desk.models import AgentStatus
 from infrastructure.events import Target
 from infrastructure.sessions import NotHolder, SessionConflict, SessionStatus
 from products.agent_workbench.handlers.agents import LoginFailed, login
+from products.agent_workbench.handlers.desk import set_status
 from products.agent_workbench.handlers.sessions import (
     agent_message,
     agent_targets,
@@ -113,3 +115,10 @@ async def test_only_the_holder_writes_to_a_session() -> None:
         assert (kind, payload["content"]) == ("new_message", "how can I help?")
         with pytest.raises(NotHolder):
             await agent_message(t.bus, t.store, "s1", "bob", "me too")
+
+
+async def test_setting_a_status_answers_that_agents_presence_among_many() -> None:
+    async with twins() as t:
+        await t.desk.desk.enter("agent", ["alice", "bob", "carol"])
+        presence = await set_status(t.desk, "bob", AgentStatus.AWAY)
+        assert (presence.agent_id, presence.status) == ("bob", AgentStatus.AWAY)

@@ -16,6 +16,7 @@ from infrastructure.auth.agent_file import (
     AgentFileError,
     Credentials,
     add_agent_to_env_file,
+    add_supervisor_to_env_file,
     agents_in_env_file,
     load_credentials,
     quote_env_value,
@@ -194,3 +195,21 @@ def test_cli_add_refuses_bad_ids_and_existing_ones_without_force(tmp_path: Path)
     forced = _cli(tmp_path, "alice", "--force", "--password-stdin", stdin="two\n")
     assert forced.returncode == 0, forced.stderr
     assert verify_password(Settings(_env_file=tmp_path / ".env").AGENTS["alice"], "two")
+
+
+def test_cli_add_supervisor_lists_it_in_supervisors(tmp_path: Path) -> None:
+    lead = _cli(tmp_path, "lead", "--supervisor", "--password-stdin", stdin="pw-lead\n")
+    assert lead.returncode == 0, lead.stderr
+    assert "lead is a supervisor" in lead.stdout
+    ana = _cli(tmp_path, "ana", "--supervisor", "--password-stdin", stdin="pw-ana\n")
+    assert ana.returncode == 0, ana.stderr
+    plain = _cli(tmp_path, "bo", "--password-stdin", stdin="pw-bo\n")
+    assert plain.returncode == 0, plain.stderr
+    settings = Settings(_env_file=tmp_path / ".env")
+    assert settings.SUPERVISORS == ["lead", "ana"]
+    assert sorted(settings.AGENTS) == ["ana", "bo", "lead"]
+    # Listed once, whatever the file said before (a JSON list too).
+    assert not add_supervisor_to_env_file(tmp_path / ".env", "lead")
+    set_env_value(tmp_path / ".env", "SUPERVISORS", '["x"]')
+    assert add_supervisor_to_env_file(tmp_path / ".env", "lead")
+    assert Settings(_env_file=tmp_path / ".env").SUPERVISORS == ["x", "lead"]
