@@ -13,15 +13,16 @@ def image(fmt: str, size: tuple[int, int] = (640, 480), mode: str = "RGB") -> by
     """A picture with some detail (so that a cut loses image data, not padding)."""
     picture = Image.new(mode, size)
     width, height = size
-    picture.putdata(
-        [
+    if mode == "L":
+        gray: list[float] = [(x ^ y) % 256 for y in range(height) for x in range(width)]
+        picture.putdata(gray)
+    else:
+        pixels: list[tuple[int, ...]] = [
             ((x * 255) // width, (y * 255) // height, ((x ^ y) * 7) % 256)[: len(mode)]
-            if mode != "L"
-            else (x ^ y) % 256
             for y in range(height)
             for x in range(width)
         ]
-    )
+        picture.putdata(pixels)
     out = io.BytesIO()
     picture.save(out, format=fmt)
     return out.getvalue()
