@@ -28,11 +28,8 @@ from .models import (
     now_ms,
 )
 from .record_log import (
-    KIND_MESSAGE,
-    KIND_NOTE,
     KIND_RATING,
     KIND_SESSION_CREATED,
-    KIND_STATUS,
     RecordLog,
 )
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
@@ -144,19 +141,8 @@ class InMemorySessionStore:
                 self._waits.appendleft(now - datetime_to_ms(current.waiting_since))
             self._sessions[name] = updated
             self._touch(name, now)
-            # >>> record (as transition.lua)
-            if self.record is not None:
-                was_held = current.agent_id or ""
-                self.record.append(
-                    KIND_STATUS,
-                    name,
-                    now,
-                    status=str(updated.status),
-                    previous=str(current.status),
-                    agent_id=(updated.agent_id or "") if updated.agent_id else was_held,
-                    reason=reason or "",
-                )
-            # <<< record
+            if self.record is not None:  # record (as transition.lua)
+                self.record.moved(now, current, updated, reason or "")
         return updated
 
     # --- what the in-memory desk reads and moves (synchronous: atomic) ---------
@@ -188,15 +174,7 @@ class InMemorySessionStore:
         self._sessions[name] = moved
         self._touch(name, now)
         if self.record is not None:  # record (as reassign in lib.lua)
-            self.record.append(
-                KIND_STATUS,
-                name,
-                now,
-                status=str(moved.status),
-                previous=str(session.status),
-                agent_id=to_agent,
-                reason=reason or f"transfer from {from_agent}: {note}",
-            )
+            self.record.moved(now, session, moved, reason or f"transfer from {from_agent}: {note}")
         return moved
 
     def peek(self, name: str) -> Session | None:
@@ -318,9 +296,7 @@ class InMemorySessionStore:
         )
         notes.append(note)
         if self.record is not None:  # record (as append_note.lua)
-            self.record.append(
-                KIND_NOTE, session_name, now, note_id=note_id, agent_id=agent_id, content=content
-            )
+            self.record.note(note, now)
         return note
 
     async def notes(self, session_name: str) -> list[Note]:
@@ -393,17 +369,7 @@ class InMemorySessionStore:
         self._sessions[name] = _after_message(session, stored, now)
         self._touch(name, now)
         if self.record is not None:  # record (as append_message.lua)
-            extra = {"attachment": stored.attachment.model_dump_json()} if stored.attachment else {}
-            self.record.append(
-                KIND_MESSAGE,
-                name,
-                datetime_to_ms(stamp),
-                message_id=stored.id,
-                sender=str(stored.sender),
-                sender_id=stored.sender_id or "",
-                content=stored.content,
-                **extra,
-            )
+            self.record.message(stored, datetime_to_ms(stamp))
         return stored
 
     async def messages(

@@ -26,7 +26,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from infrastructure.sessions.models import ChatMessage, Note, Session
 
 RECORD_KEY_SUFFIX: Final = "record"
 
@@ -110,6 +113,46 @@ class RecordLog:
             self.dropped += 1
         self._changed.set()
         return entry
+
+    # --- the entries the in-memory store appends: the Lua scripts' record lines, once ---
+
+    def moved(self, now: int, before: Session, after: Session, reason: str) -> RecordEntry:
+        """A status change (``record`` in lib.lua): ``agent_id`` is the holder after the
+        move, or the one who held it before when nobody holds it now."""
+        return self.append(
+            KIND_STATUS,
+            after.session_name,
+            now,
+            status=str(after.status),
+            previous=str(before.status),
+            agent_id=after.agent_id or before.agent_id or "",
+            reason=reason,
+        )
+
+    def message(self, message: ChatMessage, ts: int) -> RecordEntry:
+        """A message of the transcript (as append_message.lua)."""
+        extra = {"attachment": message.attachment.model_dump_json()} if message.attachment else {}
+        return self.append(
+            KIND_MESSAGE,
+            message.session_name,
+            ts,
+            message_id=message.id,
+            sender=str(message.sender),
+            sender_id=message.sender_id or "",
+            content=message.content,
+            **extra,
+        )
+
+    def note(self, note: Note, ts: int) -> RecordEntry:
+        """An agent's internal note (as append_note.lua)."""
+        return self.append(
+            KIND_NOTE,
+            note.session_name,
+            ts,
+            note_id=note.id,
+            agent_id=note.agent_id,
+            content=note.content,
+        )
 
     def read(self, count: int) -> list[RecordEntry]:
         out: list[RecordEntry] = []
