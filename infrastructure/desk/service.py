@@ -99,28 +99,10 @@ class DeskService:
         """The holder hands the chat to a colleague who is online and has room: the customer
         sees who joined, the colleague gets it (with the note), the holder's page drops it."""
         session: Session = await self.desk.transfer(session_name, from_agent, to_agent, note)
-        await publish_status(
-            self.bus,
-            self.store,
-            session,
-            self.source,
-            previous=SessionStatus.AGENT_ACTIVE,
-            previous_agent=from_agent,
-        )
-        await self.bus.publish(
-            Target.agent(to_agent),
-            "assigned",
-            {**session_payload(session), "transferred_from": from_agent, "note": note or None},
-            self.source,
-        )
         # (The note is for agents: a webhook carries who handed the chat to whom.)
-        await emit_webhook(
-            self.bus,
-            "transferred",
-            session_name,
-            {**session_payload(session), "from_agent_id": from_agent, "to_agent_id": to_agent},
+        await self._handed_over(
+            session, from_agent, to_agent, {"transferred_from": from_agent, "note": note or None}
         )
-        await self.loads_changed([from_agent, to_agent])
         return session
 
     async def take_over(
@@ -130,33 +112,48 @@ class DeskService:
         with a notice (``taken_over``), the customer sees who joined, the supervisor gets it
         (``assigned``), webhooks get a ``transferred`` with ``"takeover": true``."""
         session, holder = await self.desk.take_over(session_name, supervisor, expected_holder)
-        payload = session_payload(session)
         # First the notice, then the status: the page drops the chat saying why.
         await self.bus.publish(
-            Target.agent(holder), "taken_over", {**payload, "by": supervisor}, self.source
+            Target.agent(holder),
+            "taken_over",
+            {**session_payload(session), "by": supervisor},
+            self.source,
         )
+        await self._handed_over(
+            session, holder, supervisor, {"taken_over_from": holder}, {"takeover": True}
+        )
+        return session
+
+    async def _handed_over(
+        self,
+        session: Session,
+        from_agent: str,
+        to_agent: str,
+        assigned: dict[str, object],
+        webhook: dict[str, object] | None = None,
+    ) -> None:
+        """What a chat moving from one agent to another tells: the customer (who joined),
+        the new holder (``assigned``, with ``assigned``'s fields), webhooks (``transferred``)
+        and every team list (both agents' loads)."""
         await publish_status(
             self.bus,
             self.store,
             session,
             self.source,
             previous=SessionStatus.AGENT_ACTIVE,
-            previous_agent=holder,
+            previous_agent=from_agent,
         )
+        payload = session_payload(session)
         await self.bus.publish(
-            Target.agent(supervisor),
-            "assigned",
-            {**payload, "taken_over_from": holder},
-            self.source,
+            Target.agent(to_agent), "assigned", {**payload, **assigned}, self.source
         )
         await emit_webhook(
             self.bus,
             "transferred",
-            session_name,
-            {**payload, "from_agent_id": holder, "to_agent_id": supervisor, "takeover": True},
+            session.session_name,
+            {**payload, "from_agent_id": from_agent, "to_agent_id": to_agent, **(webhook or {})},
         )
-        await self.loads_changed([holder, supervisor])
-        return session
+        await self.loads_changed([from_agent, to_agent])
 
     async def to_queue(self, session_name: str, agent_id: str) -> Session:
         """The holder hands one chat back to the queue's front (another agent takes it)."""

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.support import files
-from tests.support.deployment import Deployment, start_deployment, stop_deployment
+from tests.support.deployment import Deployment, new_chat, start_deployment, stop_deployment
 from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e
@@ -31,24 +31,6 @@ def kept_files(d: Deployment) -> list[Path]:
     """Every file in the shared ATTACHMENTS_DIR (the staging folder included)."""
     root = Path(d.env["ATTACHMENTS_DIR"])
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-async def new_chat(
-    http: httpx.AsyncClient, d: Deployment, agent: str | None
-) -> tuple[str, dict[str, str]]:
-    created = (await http.post(f"{d.chatbot}/api/sessions")).json()
-    name, customer = created["session_name"], {"Authorization": f"Bearer {created['token']}"}
-    if agent:
-        await http.post(
-            f"{d.chatbot}/api/manual/escalate", json={"session_name": name}, headers=customer
-        )
-        taken = await http.post(
-            f"{d.workbench}/api/sessions/{name}/takeover",
-            json={"agent_id": agent},
-            headers=d.agent_headers(agent),
-        )
-        assert taken.status_code == 200, taken.text
-    return name, customer
 
 
 async def test_a_file_goes_both_ways_and_is_served_safely(deployment: Deployment) -> None:

@@ -8,35 +8,17 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support.deployment import Deployment, start_deployment, stop_deployment
+from tests.support.deployment import Deployment, new_chat, start_deployment, stop_deployment
 from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e
-
-
-async def _held_chat(
-    http: httpx.AsyncClient, d: Deployment, agent: str
-) -> tuple[str, dict[str, str]]:
-    created = (await http.post(f"{d.chatbot}/api/sessions")).json()
-    name, customer = created["session_name"], {"Authorization": f"Bearer {created['token']}"}
-    escalated = await http.post(
-        f"{d.chatbot}/api/manual/escalate", json={"session_name": name}, headers=customer
-    )
-    assert escalated.status_code == 200, escalated.text
-    taken = await http.post(
-        f"{d.workbench}/api/sessions/{name}/takeover",
-        json={"agent_id": agent},
-        headers=d.agent_headers(agent),
-    )
-    assert taken.status_code == 200, taken.text
-    return name, customer
 
 
 async def test_typing_crosses_the_services_and_is_never_replayed(deployment: Deployment) -> None:
     d = deployment
     hana = d.agent_headers("hana")
     async with httpx.AsyncClient(timeout=10) as http:
-        name, customer = await _held_chat(http, d, "hana")
+        name, customer = await new_chat(http, d, "hana")
         token = customer["Authorization"].removeprefix("Bearer ")
         customer_url = f"{d.chatbot}/api/sessions/{name}/events?token={token}"
         stream = await SseStream(customer_url).start()
@@ -87,8 +69,8 @@ async def test_typing_crosses_the_services_and_is_never_replayed(deployment: Dep
 async def test_typing_refuses_bad_input_clearly(deployment: Deployment) -> None:
     d = deployment
     async with httpx.AsyncClient(timeout=10) as http:
-        name, customer = await _held_chat(http, d, "hana")
-        other, _ = await _held_chat(http, d, "hana")
+        name, customer = await new_chat(http, d, "hana")
+        other, _ = await new_chat(http, d, "hana")
 
         unknown = await http.post(
             f"{d.chatbot}/api/sessions/{name}/typing", json={"typing": "maybe"}, headers=customer
@@ -129,7 +111,7 @@ async def test_a_flood_of_typing_signals_is_refused_with_retry_after() -> None:
     d = start_deployment(env={"TYPING_RATE_LIMIT_PER_MINUTE": "6", "TYPING_RATE_LIMIT_BURST": "2"})
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            name, customer = await _held_chat(http, d, "hana")
+            name, customer = await new_chat(http, d, "hana")
             answers = [
                 (await http.post(f"{d.chatbot}/api/sessions/{name}/typing", headers=customer))
                 for _ in range(3)

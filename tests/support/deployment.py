@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from infrastructure.auth.tokens import Role, issue_token
 from infrastructure.config import Settings
 from tests.support.processes import ServiceProcess
@@ -92,3 +94,23 @@ def stop_deployment(deployment: Deployment) -> None:
     folder = Path(url.removeprefix("sqlite+aiosqlite:///")).parent
     if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("record-"):
         shutil.rmtree(folder, ignore_errors=True)  # the one start_deployment made
+
+
+async def new_chat(
+    http: httpx.AsyncClient, d: Deployment, agent: str | None
+) -> tuple[str, dict[str, str]]:
+    """A new chat (its name and the customer's headers); with ``agent``, escalated and taken
+    over by that agent."""
+    created = (await http.post(f"{d.chatbot}/api/sessions")).json()
+    name, customer = created["session_name"], {"Authorization": f"Bearer {created['token']}"}
+    if agent:
+        await http.post(
+            f"{d.chatbot}/api/manual/escalate", json={"session_name": name}, headers=customer
+        )
+        taken = await http.post(
+            f"{d.workbench}/api/sessions/{name}/takeover",
+            json={"agent_id": agent},
+            headers=d.agent_headers(agent),
+        )
+        assert taken.status_code == 200, taken.text
+    return name, customer
