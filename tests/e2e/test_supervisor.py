@@ -14,7 +14,7 @@ import pytest
 
 from infrastructure.auth.passwords import hash_password
 from infrastructure.auth.tokens import Role, issue_token
-from tests.support.deployment import Deployment, start_deployment, stop_deployment
+from tests.support.deployment import Deployment, new_chat, start_deployment, stop_deployment
 from tests.support.processes import wait_until
 from tests.support.sse_client import SseStream
 from tests.support.webhook_receiver import WebhookReceiver
@@ -62,19 +62,8 @@ async def login(http: httpx.AsyncClient, d: Deployment, agent: str) -> dict[str,
 
 
 async def held_by(http: httpx.AsyncClient, d: Deployment, agent: str) -> tuple[str, dict[str, str]]:
-    """A customer's chat, escalated and taken by ``agent``; its name and customer headers."""
-    created = (await http.post(f"{d.chatbot}/api/sessions", json={"display_name": "Mei"})).json()
-    name, customer = created["session_name"], {"Authorization": f"Bearer {created['token']}"}
-    await http.post(
-        f"{d.chatbot}/api/manual/escalate", json={"session_name": name}, headers=customer
-    )
-    taken = await http.post(
-        f"{d.workbench}/api/sessions/{name}/takeover",
-        json={"agent_id": agent},
-        headers=d.agent_headers(agent),
-    )
-    assert taken.status_code == 200, taken.text
-    return name, customer
+    """A customer's chat (Mei), escalated and taken by ``agent``; its name and customer headers."""
+    return await new_chat(http, d, agent, "Mei")
 
 
 async def test_a_plain_agent_gets_a_403_saying_why_on_every_supervisor_endpoint(

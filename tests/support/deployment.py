@@ -97,11 +97,12 @@ def stop_deployment(deployment: Deployment) -> None:
 
 
 async def new_chat(
-    http: httpx.AsyncClient, d: Deployment, agent: str | None
+    http: httpx.AsyncClient, d: Deployment, agent: str | None, display_name: str | None = None
 ) -> tuple[str, dict[str, str]]:
     """A new chat (its name and the customer's headers); with ``agent``, escalated and taken
     over by that agent."""
-    created = (await http.post(f"{d.chatbot}/api/sessions")).json()
+    body = {"display_name": display_name} if display_name else {}
+    created = (await http.post(f"{d.chatbot}/api/sessions", json=body)).json()
     name, customer = created["session_name"], {"Authorization": f"Bearer {created['token']}"}
     if agent:
         await http.post(
