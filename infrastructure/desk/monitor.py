@@ -13,12 +13,13 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 from redis.exceptions import RedisError
 
 from infrastructure.auth.tokens import AGENT_ROLE, CUSTOMER_ROLE, Principal
+from infrastructure.bus.waiting import stop_task
 
 from .models import PresenceKind
 from .service import DeskService
@@ -95,10 +96,7 @@ class DeskMonitor:
     async def stop(self) -> None:
         tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         self._loop_task = None
 
     async def tick(self) -> None:

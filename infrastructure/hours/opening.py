@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
 from infrastructure.bootstrap.sse import SseBus
+from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings
 
 from .inbox import left_messages_of
@@ -44,6 +45,4 @@ async def opening_notices(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)

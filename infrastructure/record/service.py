@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infrastructure.bus.redis.pool import make_redis_client
+from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings
 from infrastructure.sessions.record_log import RecordLog
 
@@ -129,9 +130,7 @@ class Record:
         try:
             await archiver.run()
         finally:
-            backlog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await backlog
+            await stop_task(backlog)
             await source.close()
             await engine.dispose()
 
@@ -160,11 +159,8 @@ class Record:
             # stays pending in Redis for the next consumer.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 3.0)
-        for task in self._tasks:  # all of them now: the open task may have added some
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for task in list(self._tasks):  # all of them now: the open task may have added some
+            await stop_task(task)
         if self._source is not None:
             await self._source.close()
         await self.engine.dispose()

@@ -23,7 +23,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -31,6 +31,7 @@ from fastapi import FastAPI
 from redis.exceptions import RedisError
 
 from infrastructure.bus.redis.pool import make_redis_client
+from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings
 
 from .models import WebhookConfig
@@ -92,9 +93,7 @@ class DeliveryWorker:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), _STOP_WAIT_SECONDS)
             except TimeoutError:
-                self._task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await self._task
+                await stop_task(self._task)
             self._task = None
         # Then the deliveries on their way: they end by themselves (their HTTP call has a
         # timeout, then one Redis write); cancelled inside that write, redis-py would leave
@@ -106,10 +105,7 @@ class DeliveryWorker:
                 sending, timeout=self.settings.WEBHOOK_TIMEOUT_SECONDS + _STOP_WAIT_SECONDS
             )
             for task in late:
-                task.cancel()
-            for task in late:
-                with suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
 
     async def _run(self) -> None:
         pause = 0.05

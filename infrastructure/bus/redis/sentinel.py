@@ -17,13 +17,13 @@ handshake. Following a failover (``+switch-master`` notices, and polling) is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from infrastructure.bus.redis.connection import RedisAddress
+from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings
 from infrastructure.redis_url import RedisTopology
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
@@ -131,10 +131,7 @@ class SentinelPrimary:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
 
     async def _listen_one(self, host: str, port: int, notice: Callable[[str], None]) -> None:
         settings = self._settings

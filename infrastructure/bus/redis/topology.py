@@ -27,6 +27,7 @@ from typing import Any
 
 from infrastructure.bus.redis.pipe import CommandPipe
 from infrastructure.bus.redis.sentinel import SentinelPrimary
+from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings
 from redis.exceptions import RedisError
 
@@ -123,9 +124,7 @@ class TopologyWatch:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         if self.primary is not None:
             await self.primary.close()
 
@@ -152,9 +151,7 @@ class TopologyWatch:
                         self.last_error = repr(exc)
         finally:
             if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                await stop_task(listener)
 
     async def check(self) -> None:
         """One check (see the module)."""

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 import redis
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.e2e.browser.harness import (
     Stack,
@@ -39,18 +39,14 @@ def test_history_finds_a_conversation_after_redis_forgot_it(
         take_over(agent, session)
         agent_says(agent, "我来帮您查一下 (let me check)")
         shots.take("conversation")
+        wait_until_recorded(customer, stack, session, ["我的快递丢了", "我来帮您查一下"])
 
         agent.get_by_role("link", name="History").click()
         expect(agent).to_have_title("History · Agent workbench")
         result = agent.locator(f'.record-result[data-session="{session}"]')
-        # the archiver copies it within moments: search until it is there
         search = agent.get_by_role("searchbox", name="Search messages")
         search.fill("快递")
-        for _ in range(50):
-            agent.get_by_role("button", name="Search").click()
-            if result.count():
-                break
-            agent.wait_for_timeout(200)  # between two searches (a poll, with a bound)
+        agent.get_by_role("button", name="Search").click()
         expect(result).to_be_visible()
         expect(result.locator(".record-snippet")).to_contain_text("快递")
         result.click()
@@ -95,15 +91,7 @@ def test_a_returning_customer_sees_the_earlier_chat_after_redis_forgot_it(
         session = start_chat(customer, stack.chatbot.url)
         customer_says(customer, "请问营业时间 opening hours?")
         expect(customer.locator('#log li[data-sender="bot"]')).to_have_count(1)
-        token = customer.evaluate("JSON.parse(sessionStorage.getItem('cs-chat-session')).token")
-        recorded = f"{stack.chatbot.url}/api/conversations/{session}"
-        headers = {"Authorization": f"Bearer {token}"}
-
-        def archived() -> bool:
-            answer = httpx.get(recorded, headers=headers)
-            return answer.status_code == 200 and answer.json()["message_count"] == 2
-
-        wait_until(archived, timeout=15, description="the chat in the record")
+        wait_until_recorded(customer, stack, session, ["营业时间"], count=2)  # and the bot's
         client = redis.Redis.from_url(redis_server.url)
         try:
             client.flushall()
@@ -122,3 +110,24 @@ def test_a_returning_customer_sees_the_earlier_chat_after_redis_forgot_it(
         expect(customer.locator("#composer")).to_be_visible()
         expect(customer.locator("#connection")).to_have_text("Live")
         expect(customer.locator("#log li")).to_have_count(0)
+
+
+def wait_until_recorded(
+    customer: Page, stack: Stack, session: str, texts: list[str], count: int | None = None
+) -> None:
+    """Until the record (the archiver copies a moment after Redis) holds a message with each
+    of ``texts`` (and, given ``count``, that many messages), asked as the customer would."""
+    token = customer.evaluate("JSON.parse(sessionStorage.getItem('cs-chat-session')).token")
+    recorded = f"{stack.chatbot.url}/api/conversations/{session}"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def archived() -> bool:
+        answer = httpx.get(recorded, headers=headers)
+        if answer.status_code != 200:
+            return False
+        contents = [m["content"] for m in answer.json()["messages"]]
+        if count is not None and len(contents) != count:
+            return False
+        return all(any(text in content for content in contents) for text in texts)
+
+    wait_until(archived, timeout=30, description=f"{texts} in the record")
