@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from infrastructure.bus.api import BusStats, SseBus
@@ -56,7 +55,6 @@ class Container:
     #: Files sent in chats (built for a service, with its desk).
     attachments: AttachmentService | None = None
     started: bool = False
-    _detach_webhooks: Callable[[], None] | None = field(default=None, init=False, repr=False)
 
     @property
     def manager(self) -> RedisSseManager | None:
@@ -69,17 +67,10 @@ class Container:
         if not self.started:
             self.started = True
             await self.bus.start()
-            if self.desk is not None:
-                from infrastructure.webhooks.emit import attach_webhooks
-
-                # A service's outgoing webhooks ride on its bus (WEBHOOKS set, Redis mode).
-                self._detach_webhooks = attach_webhooks(self.bus, self.pool, self.settings)
             if self.presence is not None:
                 self.presence.start()
 
     async def close(self) -> None:
-        if self._detach_webhooks is not None:
-            self._detach_webhooks()
         if self.presence is not None:
             await self.presence.stop()
         await self.bus.stop()
@@ -131,6 +122,7 @@ def build_container(settings: Settings | None = None, service: str | None = None
     from infrastructure.bus.redis.manager import RedisSseManager
     from infrastructure.bus.redis.pool import make_bus_pipe, make_redis_client
     from infrastructure.sessions.redis_store import RedisSessionStore
+    from infrastructure.webhooks.emit import build_outbox
 
     # The bus's connection: publishes, subscriptions, and the reads every stream
     # opened makes. The pool: everything else (session changes, replays); redis-py
@@ -140,7 +132,9 @@ def build_container(settings: Settings | None = None, service: str | None = None
     pool = make_redis_client(settings, "commands")
     stats = BusStats()
     manager = RedisSseManager(settings, counter=stats, pipe=pipe, redis=pool, primary=primary)
-    bus = SseBus(settings, redis=manager, stats=stats)
+    # A service's outgoing webhooks leave with its bus's events (WEBHOOKS set, Redis mode).
+    webhooks = build_outbox(pool, settings) if service is not None else None
+    bus = SseBus(settings, redis=manager, stats=stats, webhooks=webhooks)
     store = RedisSessionStore(pool, settings, reads=pipe)
     container = Container(settings, bus, store, slots, limiter, pipe=pipe, pool=pool)
     if service is not None:

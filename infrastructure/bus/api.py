@@ -25,6 +25,7 @@ from infrastructure.events import Target, build_envelope, dumps
 
 if TYPE_CHECKING:
     from infrastructure.bus.redis.manager import RedisSseManager
+    from infrastructure.webhooks.emit import WebhookOutbox
 
 
 class BusStats:
@@ -59,6 +60,8 @@ class SseBus:
     ``redis``: the Redis side, as the composition root built it (with ``stats`` as
     its hub's delivery counter). Without it, ``USE_REDIS_SSE`` decides: a manager on
     clients of its own, or memory mode. The manager serves from :meth:`start` on.
+    ``webhooks``: the process's webhook outbox, if any (the use cases' hook events
+    leave with their bus events).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class SseBus:
         *,
         redis: RedisSseManager | None = None,
         stats: BusStats | None = None,
+        webhooks: WebhookOutbox | None = None,
     ) -> None:
         self.settings = settings = settings or get_settings()
         self.stats = stats or BusStats()
@@ -81,6 +85,8 @@ class SseBus:
         #: The Redis side once started (None in memory mode, and before ``start``).
         self.manager: RedisSseManager | None = None
         self.accepting = True
+        #: Where the use cases' webhook events go (see ``infrastructure/webhooks/emit.py``).
+        self.webhooks = webhooks
 
     async def start(self) -> None:
         if self._redis is not None:

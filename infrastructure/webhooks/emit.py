@@ -1,9 +1,11 @@
 """The producers' side: ``await emit_webhook(bus, "closed", session_name, data)``, called by
 the use cases right where they publish the same event on the bus.
 
-The process's :class:`WebhookOutbox` hangs off its bus (both services register one at start
-when ``WEBHOOKS`` is set), so a use case that has the bus needs nothing more. With no hook
-asking for the event type, nothing is written: ``message`` costs nothing unless a hook wants it.
+The process's :class:`WebhookOutbox` is built with its bus (``SseBus(webhooks=...)``, by the
+composition root, for a service in Redis mode with ``WEBHOOKS`` set): the events that reach
+browsers and the ones that reach hooks leave from the same object, so a use case that has the
+bus needs nothing more. With no hook asking for the event type, nothing is written: ``message``
+costs nothing unless a hook wants it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
-from weakref import WeakKeyDictionary
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -23,6 +24,9 @@ from infrastructure.config import Settings
 
 from .models import WebhookConfig
 from .queue import WebhookQueue
+
+if TYPE_CHECKING:
+    from infrastructure.bus.api import SseBus
 
 logger = logging.getLogger(__name__)
 
@@ -59,31 +63,16 @@ class WebhookOutbox:
             logger.error("webhooks: %s of %s not queued (%r)", event_type, session_name, error)
 
 
-_outboxes: WeakKeyDictionary[object, WebhookOutbox] = WeakKeyDictionary()
-
-
-def attach_webhooks(
-    bus: object, redis: aioredis.Redis | None, settings: Settings
-) -> Callable[[], None]:
-    """Give ``bus``'s process an outbox when hooks are configured; returns how to detach it."""
-    if not settings.WEBHOOKS or redis is None:
-        return lambda: None
-    _outboxes[bus] = WebhookOutbox(WebhookQueue(redis, settings), list(settings.WEBHOOKS))
-
-    def detach() -> None:
-        _outboxes.pop(bus, None)
-
-    return detach
-
-
-def outbox_of(bus: object) -> WebhookOutbox | None:
-    return _outboxes.get(bus)
+def build_outbox(redis: aioredis.Redis, settings: Settings) -> WebhookOutbox | None:
+    """The outbox of a process whose settings configure hooks (none: ``None``)."""
+    if not settings.WEBHOOKS:
+        return None
+    return WebhookOutbox(WebhookQueue(redis, settings), list(settings.WEBHOOKS))
 
 
 async def emit_webhook(
-    bus: object, event_type: str, session_name: str, data: Mapping[str, Any]
+    bus: SseBus, event_type: str, session_name: str, data: Mapping[str, Any]
 ) -> None:
     """Queue ``event_type`` of ``session_name`` for every hook that wants it (none: no-op)."""
-    outbox = _outboxes.get(bus)
-    if outbox is not None:
-        await outbox.enqueue(event_type, session_name, data)
+    if bus.webhooks is not None:
+        await bus.webhooks.enqueue(event_type, session_name, data)
