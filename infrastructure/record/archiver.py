@@ -31,6 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infrastructure.attachments.store import AttachmentStore
 from infrastructure.config import Settings
 from infrastructure.sessions.record_log import RecordEntry, RecordLog, record_key
 
@@ -58,6 +59,7 @@ class ArchiverStats:
     malformed: int = 0
     errors: int = 0
     purged: int = 0
+    purged_files: int = 0
     last_error: str | None = None
     last_commit_ms: int | None = None
     backlog: int = 0
@@ -227,9 +229,19 @@ class MemoryRecordSource:
 
 
 class Archiver:
-    def __init__(self, source: RecordSource, engine: AsyncEngine, settings: Settings) -> None:
+    """``files``: where the chats' attachments are, so that the retention purge deletes a
+    purged conversation's files with it (none given: only its rows)."""
+
+    def __init__(
+        self,
+        source: RecordSource,
+        engine: AsyncEngine,
+        settings: Settings,
+        files: AttachmentStore | None = None,
+    ) -> None:
         self.source = source
         self.engine = engine
+        self.files = files
         self.batch_size = settings.RECORD_BATCH_SIZE
         self.interval = settings.RECORD_BATCH_INTERVAL_SECONDS
         self._last_read = 0
@@ -301,9 +313,22 @@ class Archiver:
         self._next_purge = time.monotonic() + self.purge_interval
         before = time.time_ns() // 1_000_000 - self.retention_days * 86_400_000
         purged = await purge_before(self.engine, before)
-        if purged:
-            self.stats.purged += purged
-            logger.info("retention: purged %d conversations idle since before %d", purged, before)
+        files = 0
+        if self.files is not None:
+            for attachment_id in purged.attachment_ids:
+                try:
+                    files += await self.files.delete(attachment_id)
+                except OSError as exc:  # its rows are gone: say which file is left behind
+                    logger.error("retention: file %s not deleted (%r)", attachment_id, exc)
+        if purged.conversations:
+            self.stats.purged += purged.conversations
+            self.stats.purged_files += files
+            logger.info(
+                "retention: purged %d conversations idle since before %d, and %d files",
+                purged.conversations,
+                before,
+                files,
+            )
 
 
 async def run_standalone(settings: Settings) -> None:

@@ -67,6 +67,10 @@ class RecordCollector(Collector):
             ),
             "record_archiver_errors": ("Failed archiver steps (retried).", stats.errors),
             "record_purged_conversations": ("Conversations purged by retention.", stats.purged),
+            "record_purged_files": (
+                "Attachment files deleted with the conversations retention purged.",
+                stats.purged_files,
+            ),
         }
         for name, (doc, value) in counters.items():
             counter = CounterMetricFamily(name, doc, labels=labels)

@@ -12,8 +12,10 @@ archiver read before the erasure and commits after it is dropped, not resurrecte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 import redis.asyncio as aioredis
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -132,12 +134,21 @@ async def export_live(store: SessionStore, session_name: str) -> dict[str, Any] 
     }
 
 
-async def purge_before(engine: AsyncEngine, before_ms: int) -> int:
-    """Deletes conversations whose last entry is older than ``before_ms``; how many."""
-    purged = 0
+@dataclass
+class Purged:
+    """What a retention purge deleted: conversations, and the ids of the files their
+    messages carried (the caller deletes the files: they are not in SQL)."""
+
+    conversations: int = 0
+    attachment_ids: list[str] = field(default_factory=list)
+
+
+async def purge_before(engine: AsyncEngine, before_ms: int) -> Purged:
+    """Deletes conversations whose last entry is older than ``before_ms``."""
+    purged = Purged()
     while True:
         async with engine.begin() as connection:
-            s = schema.sessions
+            s, m = schema.sessions, schema.messages
             names = list(
                 await connection.scalars(
                     select(s.c.session_name).where(s.c.last_at < before_ms).limit(_PURGE_CHUNK)
@@ -145,4 +156,10 @@ async def purge_before(engine: AsyncEngine, before_ms: int) -> int:
             )
             if not names:
                 return purged
-            purged += await _delete_rows(connection, names)
+            carried = await connection.scalars(
+                select(m.c.attachment).where(
+                    m.c.session_name.in_(names), m.c.attachment.is_not(None)
+                )
+            )
+            purged.attachment_ids += [orjson.loads(a)["id"] for a in carried if a]
+            purged.conversations += await _delete_rows(connection, names)

@@ -24,6 +24,7 @@ from typing import Final
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infrastructure.attachments.store import LocalAttachmentStore
 from infrastructure.bus.redis.pool import make_redis_client
 from infrastructure.bus.waiting import stop_task
 from infrastructure.config import Settings
@@ -60,6 +61,10 @@ class Record:
         self._source: RecordSource | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    def _files(self) -> LocalAttachmentStore:
+        """The chats' files, which the retention purge deletes with their conversations."""
+        return LocalAttachmentStore(self.settings.ATTACHMENTS_DIR)
 
     def require_ready(self) -> AsyncEngine:
         if not self.migrated.is_set():
@@ -114,14 +119,14 @@ class Record:
             self._thread.start()
             return
         if source is not None and not self._closing:
-            self.archiver = Archiver(source, self.engine, self.settings)
+            self.archiver = Archiver(source, self.engine, self.settings, self._files())
             self._tasks.append(asyncio.create_task(self._backlog_loop(), name="record-backlog"))
             await self.archiver.run()
 
     async def _archive_on_thread(self, make_source: SourceFactory) -> None:
         engine = create_engine(self.settings.DATABASE_URL)
         source = make_source()
-        archiver = Archiver(source, engine, self.settings)
+        archiver = Archiver(source, engine, self.settings, self._files())
         self._thread_loop = asyncio.get_running_loop()
         self.archiver = archiver
         if self._closing:  # stop() ran while this thread started

@@ -4,22 +4,31 @@ commit and acknowledge, a database that does not answer, and a FLUSHALL."""
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from infrastructure.attachments.models import Attachment, AttachmentNotFound
+from infrastructure.attachments.store import LocalAttachmentStore, StoredAttachment
 from infrastructure.config import Settings
 from infrastructure.record import queries
 from infrastructure.record.archiver import GROUP, Archiver, MemoryRecordSource, RedisRecordSource
 from infrastructure.record.database import create_engine
+from infrastructure.record.writer import apply_entries
 from infrastructure.sessions import ChatMessage, SenderRole, SessionStore
 from infrastructure.sessions.memory import InMemorySessionStore
 from infrastructure.sessions.record_log import RecordLog, record_key
 from infrastructure.sessions.redis_store import RedisSessionStore
 from tests.conftest import SettingsFactory
+from tests.integration.record.test_record_contract import T0, Entries, conversation
+from tests.support.processes import async_wait_until
 
 
 @pytest.fixture
@@ -176,3 +185,38 @@ async def test_a_flushall_loses_the_group_and_the_archiver_makes_it_again(
     assert [m["content"] for m in found["messages"]] == said
     groups = await redis_client.xinfo_groups(record_key(settings.REDIS_SSE_CHANNEL_PREFIX))
     assert [g["name"] for g in groups] == [GROUP.encode()]
+
+
+async def test_retention_deletes_a_purged_conversations_files(
+    engine: AsyncEngine, settings_factory: SettingsFactory, tmp_path: Path
+) -> None:
+    files = LocalAttachmentStore(tmp_path / "attachments")
+    e, now = Entries(), int(time.time() * 1000)
+    kept: dict[str, str] = {}
+    for name, at in (("old", T0), ("new", now)):  # T0: long before the retention window
+        attachment_id = secrets.token_hex(16)
+        upload = tmp_path / f"{name}.bin"
+        upload.write_bytes(b"some file")
+        attachment = Attachment(
+            id=attachment_id, filename="a.png", content_type="image/png", size=9
+        )
+        await files.put(StoredAttachment(session_name=name, attachment=attachment), upload, None)
+        await apply_entries(engine, [*conversation(e, name, at), e.file(name, at, attachment_id)])
+        kept[name] = attachment_id
+    settings = settings_factory(RECORD_RETENTION_DAYS=1, RECORD_PURGE_INTERVAL_SECONDS=3600)
+    archiver = Archiver(MemoryRecordSource(RecordLog()), engine, settings, files)
+    running = asyncio.create_task(archiver.run())
+    try:
+        await async_wait_until(
+            lambda: archiver.stats.purged == 1, timeout=20, description="the purge"
+        )
+    finally:
+        archiver.stop()
+        await running
+    assert archiver.stats.purged_files == 1
+    with pytest.raises(AttachmentNotFound):
+        await files.meta(kept["old"])
+    assert not any((tmp_path / "attachments").rglob(kept["old"] + "*"))
+    assert (await files.meta(kept["new"])).session_name == "new"
+    assert await queries.transcript(engine, "old") is None
+    assert await queries.transcript(engine, "new") is not None

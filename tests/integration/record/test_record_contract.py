@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -53,6 +54,22 @@ class Entries:
             sender=sender,
             sender_id=sender_id,
             content=content,
+        )
+
+    def file(self, session: str, ts: int, attachment_id: str) -> RecordEntry:
+        """A message carrying a file (its ``attachment`` field, as the store writes it)."""
+        attachment = orjson.dumps(
+            {"id": attachment_id, "filename": "a.png", "content_type": "image/png", "size": 9}
+        ).decode()
+        return self._make(
+            "message",
+            session,
+            ts,
+            message_id=f"{ts}-0",
+            sender="customer",
+            sender_id="",
+            content="",
+            attachment=attachment,
         )
 
     def rating(self, session: str, ts: int, score: int, comment: str = "") -> RecordEntry:
@@ -281,12 +298,16 @@ async def test_erase_and_late_entries_stay_erased(engine: AsyncEngine) -> None:
 
 async def test_retention_purges_idle_conversations(engine: AsyncEngine) -> None:
     e = Entries()
-    await apply_entries(engine, conversation(e, "old", T0))
-    await apply_entries(engine, conversation(e, "new", T0 + 10 * 24 * 60 * MIN))
-    assert await privacy.purge_before(engine, T0 + 5 * 24 * 60 * MIN) == 1
+    old_file, new_file = "a" * 32, "b" * 32
+    await apply_entries(engine, [*conversation(e, "old", T0), e.file("old", T0 + MIN, old_file)])
+    later = T0 + 10 * 24 * 60 * MIN
+    await apply_entries(engine, [*conversation(e, "new", later), e.file("new", later, new_file)])
+    purged = await privacy.purge_before(engine, T0 + 5 * 24 * 60 * MIN)
+    assert purged.conversations == 1
+    assert purged.attachment_ids == [old_file]  # the caller deletes the files
     assert await queries.transcript(engine, "old") is None
     assert await queries.transcript(engine, "new") is not None
-    assert await count(engine, schema.messages) == 2
+    assert await count(engine, schema.messages) == 3
 
 
 async def test_the_migrations_make_what_schema_py_declares(engine: AsyncEngine) -> None:
