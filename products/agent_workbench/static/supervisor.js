@@ -4,9 +4,9 @@
 // events of /api/supervisor/events (the broadcast and every agent's channel): no polling.
 
 import { LiveStream } from "/shared/stream.js";
-import { formatDuration } from "/shared/ui.js";
 import { messageItem } from "/static/chats.js";
 import { $, api, customerName, noteMessage, sessionPath, state } from "/static/common.js";
+import { renderLists, tickLists } from "/static/supervisor_lists.js";
 
 const sv = {
   stream: null,
@@ -14,6 +14,7 @@ const sv = {
   queue: new Map(), // name -> {session_name, label, waitStart, reason}
   chats: new Map(), // name -> {session_name, label, agent_id, lastActivity, el}
   open: null, // the chat followed read-only
+  confirming: null, // {name, holder}: a takeover asked, not yet confirmed
   messages: new Map(), // of the open chat: id -> message
   tick: null,
   onTakenOver: null,
@@ -131,114 +132,16 @@ function apply(envelope) {
 
 // --- Rendering ----------------------------------------------------------------------------
 
-function load(agentId) {
-  let count = 0;
-  for (const chat of sv.chats.values()) if (chat.agent_id === agentId) count += 1;
-  return count;
-}
-
 function render() {
-  const rows = [...sv.agents.values()]
-    .sort((a, b) => a.agent_id.localeCompare(b.agent_id))
-    .map((a) => {
-      const tr = document.createElement("tr");
-      tr.dataset.agent = a.agent_id;
-      tr.dataset.status = a.status;
-      const who = document.createElement("td");
-      who.textContent = a.agent_id === state.agentId ? `${a.agent_id} (you)` : a.agent_id;
-      if (a.supervisor) {
-        const tag = document.createElement("span");
-        tag.className = "sv-tag";
-        tag.textContent = "supervisor";
-        who.append(" ", tag);
-      }
-      const status = document.createElement("td");
-      status.className = "sv-status";
-      status.textContent = a.status;
-      const chats = document.createElement("td");
-      const held = load(a.agent_id);
-      chats.className = "sv-load";
-      chats.textContent = `${held}/${a.capacity}`;
-      chats.dataset.full = String(held >= a.capacity);
-      tr.append(who, status, chats);
-      return tr;
-    });
-  $("sv-agents").replaceChildren(...rows);
-  const online = [...sv.agents.values()].filter((a) => a.status === "online").length;
-  $("sv-online").textContent = `${online} online`;
-
-  const waiting = [...sv.queue.values()].sort((a, b) => a.waitStart - b.waitStart);
-  $("sv-queue").replaceChildren(
-    ...waiting.map((q) => {
-      const li = document.createElement("li");
-      li.className = "sv-item sv-waiting";
-      li.dataset.session = q.session_name;
-      li.append(line(q.label, q.reason), stamp("sv-waited", "waited"));
-      li.dataset.since = String(q.waitStart);
-      return li;
-    }),
-  );
-  $("sv-queue-length").textContent = String(waiting.length);
-  $("sv-queue-empty").hidden = waiting.length > 0;
-
-  const chats = [...sv.chats.values()].sort((a, b) => a.label.localeCompare(b.label));
-  $("sv-chats").replaceChildren(
-    ...chats.map((c) => {
-      const li = document.createElement("li");
-      li.className = "sv-item sv-chat";
-      li.dataset.session = c.session_name;
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "sv-open";
-      button.setAttribute("aria-current", String(c.session_name === sv.open));
-      button.setAttribute("aria-label", `Open ${c.label} (with ${c.agent_id}) read-only`);
-      button.append(line(c.label, `with ${c.agent_id}`), stamp("sv-idle", "last activity"));
-      button.dataset.since = String(c.lastActivity);
-      button.addEventListener("click", () => openView(c.session_name));
-      li.append(button);
-      return li;
-    }),
-  );
-  $("sv-chats-count").textContent = String(chats.length);
-  $("sv-chats-empty").hidden = chats.length > 0;
-  tick();
-}
-
-function line(title, sub) {
-  const main = document.createElement("span");
-  main.className = "q-main";
-  const name = document.createElement("span");
-  name.className = "q-name";
-  name.textContent = title;
-  const reason = document.createElement("span");
-  reason.className = "q-reason";
-  reason.textContent = sub;
-  main.append(name, reason);
-  return main;
-}
-
-function stamp(className, title) {
-  const span = document.createElement("span");
-  span.className = className;
-  span.title = title;
-  return span;
-}
-
-/** Waits and idle times count up every second, from the times the server gave. */
-function tick() {
-  const now = Date.now();
-  for (const el of document.querySelectorAll("#sv-queue [data-since], #sv-chats [data-since]")) {
-    const seconds = (now - Number(el.dataset.since)) / 1000;
-    const out = el.querySelector(".sv-waited, .sv-idle");
-    const text = formatDuration(seconds);
-    out.textContent = out.className === "sv-idle" ? `idle ${text}` : text;
-  }
+  renderLists(sv, openView);
 }
 
 // --- One chat, read-only --------------------------------------------------------------------
 
 async function openView(name) {
   sv.open = name;
+  sv.confirming = null;
+  $("sv-confirm").hidden = true;
   sv.messages = new Map();
   $("sv-transcript").replaceChildren();
   renderView();
@@ -276,7 +179,12 @@ function renderView() {
     : "No longer with an agent";
   const holder = chat ? chat.agent_id : null;
   const other = holder && holder !== state.agentId;
-  $("sv-takeover").hidden = !other;
+  const asked = sv.confirming;
+  if (asked && (asked.name !== sv.open || asked.holder !== holder)) {
+    sv.confirming = null; // the chat moved while the question was open: asked again
+    $("sv-confirm").hidden = true;
+  }
+  $("sv-takeover").hidden = !other || Boolean(sv.confirming);
   $("sv-takeover").textContent = other ? `Take over from ${holder}` : "Take over";
   $("sv-whisper").hidden = !other;
   $("sv-whisper-input").placeholder = other
@@ -318,22 +226,47 @@ async function whisper(event) {
   }
 }
 
+/** A takeover ends the agent's handling of the chat: asked once more, naming who loses it. */
+function askTakeOver() {
+  const chat = sv.open ? sv.chats.get(sv.open) : null;
+  if (!chat) return;
+  sv.confirming = { name: sv.open, holder: chat.agent_id };
+  $("sv-confirm-text").textContent =
+    `Take ${chat.label} from ${chat.agent_id}? The chat moves to your desk, ` +
+    `${chat.agent_id}'s page drops it, and ${chat.label} sees you join.`;
+  $("sv-confirm").hidden = false;
+  $("sv-takeover").hidden = true;
+  $("sv-confirm").scrollIntoView({ block: "nearest" });
+  $("sv-confirm-yes").focus({ preventScroll: true });
+}
+
+function cancelTakeOver() {
+  sv.confirming = null;
+  $("sv-confirm").hidden = true;
+  renderView();
+}
+
 async function takeOver() {
+  const asked = sv.confirming;
+  sv.confirming = null;
+  $("sv-confirm").hidden = true;
   const name = sv.open;
   const chat = name ? sv.chats.get(name) : null;
-  if (!chat) return;
-  const button = $("sv-takeover");
+  if (!chat || !asked || asked.name !== name) return renderView();
+  const button = $("sv-confirm-yes");
   button.disabled = true;
   try {
     await api(`/api/supervisor/sessions/${encodeURIComponent(name)}/takeover`, {
       method: "POST",
-      body: { expected_holder: chat.agent_id },
+      // Whom the supervisor agreed to take it from: if it moved meanwhile, a 409 says so.
+      body: { expected_holder: asked.holder },
     });
     upsertChat({ session_name: name, agent_id: state.agentId }, null);
     closeView();
     if (sv.onTakenOver) sv.onTakenOver(name, chat.label, chat.agent_id);
   } catch (error) {
     $("sv-error").textContent = `Could not take over: ${error.message}`;
+    renderView();
   } finally {
     button.disabled = false;
   }
@@ -357,7 +290,7 @@ export function startSupervisor({ onTakenOver }) {
   sv.onTakenOver = onTakenOver;
   $("supervise-toggle").hidden = false;
   clearInterval(sv.tick);
-  sv.tick = setInterval(tick, 1000);
+  sv.tick = setInterval(tickLists, 1000);
   let first = true;
   sv.stream = new LiveStream("/api/supervisor/events", {
     onEvent,
@@ -391,7 +324,9 @@ export function stopSupervisor() {
 export function wireSupervisor() {
   $("supervise-toggle").addEventListener("click", () => showSupervision($("supervise").hidden));
   $("sv-view-close").addEventListener("click", closeView);
-  $("sv-takeover").addEventListener("click", takeOver);
+  $("sv-takeover").addEventListener("click", askTakeOver);
+  $("sv-confirm-yes").addEventListener("click", takeOver);
+  $("sv-confirm-no").addEventListener("click", cancelTakeOver);
   $("sv-whisper").addEventListener("submit", whisper);
   $("sv-whisper-input").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -166,9 +166,28 @@ def test_the_supervisor_watches_whispers_and_takes_over(
         lead.screenshot(path=folder / "03-read-only-phone-lead.png", full_page=True)
         lead.set_viewport_size({"width": 1280, "height": 800})
 
-        # Take over: the chat moves to the lead's desk; alice's page drops it saying why;
+        # Take over is asked once more, naming who loses the chat; "Keep watching" moves nothing.
+        lead.get_by_role("button", name=f"Take over from {AGENT_ID}").click()
+        confirm = lead.get_by_role("alertdialog")
+        expect(confirm).to_contain_text(f"Take Mei from {AGENT_ID}?")
+        expect(lead.get_by_role("button", name=f"Take over from {AGENT_ID}")).to_be_hidden()
+        lead.screenshot(path=folder / "04-takeover-asked-lead.png", full_page=True)
+        confirm.get_by_role("button", name="Keep watching").click()
+        expect(confirm).to_be_hidden()
+        lead.set_viewport_size({"width": 390, "height": 844})  # on a phone: the question in sight
+        lead.get_by_role("button", name=f"Take over from {AGENT_ID}").click()
+        expect(confirm.get_by_role("button", name="Keep watching")).to_be_in_viewport(ratio=1)
+        lead.screenshot(path=folder / "04-takeover-asked-phone-lead.png")
+        confirm.get_by_role("button", name="Keep watching").click()
+        expect(confirm).to_be_hidden()
+        lead.set_viewport_size({"width": 1280, "height": 800})
+        expect(lead.locator("#sv-view-status")).to_have_text(f"With {AGENT_ID} · you are watching")
+        expect(agent.locator("#mine")).to_contain_text("Mei")  # still alice's
+
+        # Confirmed: the chat moves to the lead's desk; alice's page drops it saying why;
         # the customer sees the lead join.
         lead.get_by_role("button", name=f"Take over from {AGENT_ID}").click()
+        confirm.get_by_role("button", name="Take over").click()
         expect(lead.locator("#desk")).to_be_visible()
         expect(lead.locator("#conv-title")).to_have_attribute("title", session)
         expect(lead.locator("#mine")).to_contain_text("Mei")
@@ -188,7 +207,7 @@ def test_the_supervisor_watches_whispers_and_takes_over(
             "I am the team lead"
         )
         shots.take("taken-over")
-        lead.screenshot(path=folder / "04-taken-over-lead.png", full_page=True)
+        lead.screenshot(path=folder / "05-taken-over-lead.png", full_page=True)
 
         # Its own status is what it is, whatever order the snapshot and the event came in.
         expect(lead.locator("#presence")).to_have_value("online")
