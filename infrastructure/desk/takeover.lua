@@ -9,12 +9,10 @@
 -- | {'refused', status, holder} (the caller words why, as models.not_takeable_reason)
 init_keys(ARGV[1])
 local name, to, now, expected = ARGV[2], ARGV[3], ARGV[4], ARGV[6]
-local sess = sess_key(name)
-local status = redis.call('HGET', sess, 'status')
+local status, holder = status_and_holder(name)
 if not status then
   return {'not_found'}
 end
-local holder = redis.call('HGET', sess, 'agent_id') or ''
 if status ~= 'agent_active' or holder == to or (expected ~= '' and holder ~= expected) then
   return {'refused', status, holder}
 end

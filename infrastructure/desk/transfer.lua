@@ -8,12 +8,10 @@
 -- | {'unavailable', presence} | {'full', chats}
 init_keys(ARGV[1])
 local name, from, to, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local sess = sess_key(name)
-local status = redis.call('HGET', sess, 'status')
+local status, holder = status_and_holder(name)
 if not status then
   return {'not_found'}
 end
-local holder = redis.call('HGET', sess, 'agent_id') or ''
 if status ~= 'agent_active' or holder ~= from then
   return {'not_holder', holder}
 end

@@ -43,6 +43,16 @@ local ALLOWED = {
   abandoned = {ai = true, waiting_agent = true, closed = true},
 }
 
+-- A session's status (false: no such session) and its holder ('' = none).
+local function status_and_holder(name)
+  local sess = sess_key(name)
+  local status = redis.call('HGET', sess, 'status')
+  if not status then
+    return false, ''
+  end
+  return status, redis.call('HGET', sess, 'agent_id') or ''
+end
+
 local function state_of(name)
   local state = redis.call('HGETALL', sess_key(name))
   table.insert(state, 1, 'ok')
@@ -139,12 +149,10 @@ end
 
 -- One checked move; returns the reply of transition.lua.
 local function move(name, requested, agent, reason, now, ttl, only_from, queued_at)
-  local sess = sess_key(name)
-  local current = redis.call('HGET', sess, 'status')
+  local current, holder = status_and_holder(name)
   if not current then
     return {'not_found'}
   end
-  local holder = redis.call('HGET', sess, 'agent_id') or ''
   local refused = check_move(current, holder, requested, agent, only_from)
   if refused == 'noop' then
     return state_of(name)
