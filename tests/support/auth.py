@@ -24,3 +24,14 @@ def make_settings(**overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)
+
+
+def failover_settings(url: str) -> Settings:
+    """Short timeouts: a dead primary is noticed, and its successor found, in about a second."""
+    return make_settings(
+        REDIS_URL=url,
+        REDIS_SOCKET_TIMEOUT_SECONDS=1.0,
+        REDIS_RECONNECT_MAX_SECONDS=0.3,
+        REDIS_TOPOLOGY_CHECK_SECONDS=0.2,
+        REDIS_DELIVERY_STALL_SECONDS=3.0,
+    )

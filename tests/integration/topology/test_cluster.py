@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any, cast
 
 import orjson
@@ -24,9 +23,8 @@ from infrastructure.bus.listener import Listener
 from infrastructure.bus.redis.manager import RedisSseManager
 from infrastructure.bus.redis.pool import connection_name
 from infrastructure.bus.redis.sentinel import RedisTopologyError
-from infrastructure.config import Settings
 from infrastructure.container import Container, build_container
-from tests.support.auth import make_settings
+from tests.support.auth import failover_settings
 from tests.support.cluster import RedisCluster, slot_of
 from tests.support.processes import async_wait_until
 from tests.support.redis_server import RedisServer
@@ -34,25 +32,6 @@ from tests.support.redis_server import RedisServer
 CHANNELS = [f"sse:session:c{i}" for i in range(50)]
 #: Slots moved at once at most (a slot at a time, as redis-cli does).
 WINDOW = 400
-
-
-@pytest.fixture
-def cluster() -> Iterator[RedisCluster]:
-    deployment = RedisCluster()
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
-
-
-def cluster_settings(url: str) -> Settings:
-    return make_settings(
-        REDIS_URL=url,
-        REDIS_SOCKET_TIMEOUT_SECONDS=1.0,
-        REDIS_RECONNECT_MAX_SECONDS=0.3,
-        REDIS_TOPOLOGY_CHECK_SECONDS=0.2,
-        REDIS_DELIVERY_STALL_SECONDS=3.0,
-    )
 
 
 def manager_of(container: Container) -> RedisSseManager:
@@ -95,7 +74,7 @@ def densest_window(cluster: RedisCluster) -> tuple[range, int, int]:
 async def test_resharding_and_a_failover_lose_no_acknowledged_event(
     cluster: RedisCluster,
 ) -> None:
-    settings = cluster_settings(cluster.url)
+    settings = failover_settings(cluster.url)
     publisher, follower = build_container(settings), build_container(settings)
     await publisher.start()
     await follower.start()
@@ -224,7 +203,7 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
 
 async def test_a_seed_that_is_not_a_cluster_node_is_an_error_at_start() -> None:
     with RedisServer() as plain:
-        container = build_container(cluster_settings(f"redis+cluster://127.0.0.1:{plain.port}"))
+        container = build_container(failover_settings(f"redis+cluster://127.0.0.1:{plain.port}"))
         try:
             with pytest.raises(RedisTopologyError, match="is not a Redis Cluster node"):
                 await container.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -21,11 +21,10 @@ import pytest
 from infrastructure.bus.event import Event
 from infrastructure.bus.listener import Listener
 from infrastructure.bus.redis.sentinel import RedisTopologyError
-from infrastructure.config import Settings
 from infrastructure.container import build_container
 from infrastructure.web.fast_path import ServiceApp
 from products.ai_chatbot.app import create_app
-from tests.support.auth import make_settings
+from tests.support.auth import failover_settings
 from tests.support.processes import async_wait_until
 from tests.support.sentinel import SentinelDeployment
 
@@ -34,27 +33,8 @@ RATE_HZ = 40
 
 
 @pytest.fixture
-def sentinel() -> Iterator[SentinelDeployment]:
-    deployment = SentinelDeployment()
-    try:
-        yield deployment
-    finally:
-        deployment.stop()
-
-
-def sentinel_settings(url: str) -> Settings:
-    return make_settings(
-        REDIS_URL=url,
-        REDIS_SOCKET_TIMEOUT_SECONDS=1.0,
-        REDIS_RECONNECT_MAX_SECONDS=0.3,
-        REDIS_TOPOLOGY_CHECK_SECONDS=0.2,
-        REDIS_DELIVERY_STALL_SECONDS=3.0,
-    )
-
-
-@pytest.fixture
 async def http(sentinel: SentinelDeployment) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceApp]]:
-    app: ServiceApp = create_app(sentinel_settings(sentinel.url))
+    app: ServiceApp = create_app(failover_settings(sentinel.url))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
@@ -74,7 +54,7 @@ async def test_a_killed_primary_loses_no_acknowledged_event(
     assert ready.json()["topology"]["primary"] == f"127.0.0.1:{sentinel.primary.port}"
     assert ready.json()["topology"]["required_acks"] == 1
 
-    follower = build_container(sentinel_settings(sentinel.url))
+    follower = build_container(failover_settings(sentinel.url))
     await follower.start()
     assert follower.manager is not None
     listener = Listener([CHANNEL], 10_000, owner=follower.manager.hub)
@@ -164,7 +144,7 @@ async def test_a_master_name_the_sentinels_do_not_know_is_an_error_at_start(
     sentinel: SentinelDeployment,
 ) -> None:
     url = sentinel.url.replace("/mymaster/", "/nosuchmaster/")
-    container = build_container(sentinel_settings(url))
+    container = build_container(failover_settings(url))
     try:
         with pytest.raises(RedisTopologyError, match=r"no sentinel .* knows a master named"):
             await container.start()
@@ -177,7 +157,7 @@ def test_a_sentinel_url_with_a_plain_server_as_sentinel_is_an_error_at_start(
 ) -> None:
     # Not a sentinel: SENTINEL is an unknown command there.
     url = f"redis+sentinel://127.0.0.1:{sentinel.replica.port}/mymaster"
-    container = build_container(sentinel_settings(url))
+    container = build_container(failover_settings(url))
 
     async def start() -> None:
         try:
