@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.scenarios import Sizes
+    from bench.sizes import Sizes
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,7 +35,8 @@ def check_dependencies() -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from bench.procs import TARGETS
-    from bench.scenarios import CALLGRIND_SCENARIOS, SCENARIOS
+    from bench.scenarios import SCENARIOS
+    from bench.sizes import CALLGRIND_SCENARIOS
 
     parser = argparse.ArgumentParser(
         prog="python -m bench",
@@ -110,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _check_instructions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from bench.instructions import missing_tools
     from bench.procs import INSTRUCTIONS_COUNTED
-    from bench.scenarios import CALLGRIND_SCENARIOS
+    from bench.sizes import CALLGRIND_SCENARIOS
 
     why = missing_tools()
     if why is not None:
@@ -145,7 +146,7 @@ def git_rev() -> str:
 
 
 def sizes_of(args: argparse.Namespace) -> Sizes:
-    from bench.scenarios import CALLGRIND, FULL, QUICK
+    from bench.sizes import CALLGRIND, FULL, QUICK
 
     return CALLGRIND if args.instructions else QUICK if args.quick else FULL
 
@@ -153,7 +154,8 @@ def sizes_of(args: argparse.Namespace) -> Sizes:
 async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[str, Any]:
     from bench.baselines.nchan import PeerUnavailable
     from bench.procs import Profiler, Stack
-    from bench.scenarios import RUNNERS, Run, log
+    from bench.run import Run, log
+    from bench.scenarios import RUNNERS
 
     if target not in ("product", "product-cluster") and scenario == "e":
         return {"scenario": "e", "target": target, "skipped": "only the product has this path"}
@@ -198,7 +200,7 @@ async def run_one(target: str, scenario: str, args: argparse.Namespace) -> dict[
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     from bench.procs import raise_fd_limit
-    from bench.scenarios import log
+    from bench.run import log
 
     soft, hard = raise_fd_limit()
     log(f"fd limit: {soft} (hard {hard})")

@@ -10,7 +10,7 @@ while a scenario measures (the same window as its CPU meter).
 What it does not see: the kernel's share (the system calls, which the
 ``syscr``/``syscw`` rows count) and waiting. Under callgrind a service runs some
 30-50 times slower, so the scenarios are run at small sizes (``CALLGRIND`` in
-scenarios.py) and its latencies mean nothing.
+sizes.py) and its latencies mean nothing.
 """
 
 from __future__ import annotations

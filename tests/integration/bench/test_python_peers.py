@@ -1,10 +1,11 @@
 """The benchmark's Python peers (naive, hub, broadcaster) deliver what the generator sends.
 
 Each peer runs as ``make bench`` runs it (a uvicorn process, the bench's arguments) against a
-real redis-server, and is driven by the bench's own load generator (``bench/loadgen.py``):
-streams on two channels, numbered events published to each. Every subscriber must receive
-its channel's events, in order, once, and nothing of the other channel: a peer that stopped
-working would otherwise turn into a row of zeros or errors in the benchmark's table.
+real redis-server, and is driven by the bench's own load generator (``bench/loadgen.py``,
+``bench/publisher.py``): streams on two channels, numbered events published to each. Every
+subscriber must receive its channel's events, in order, once, and nothing of the other
+channel: a peer that stopped working would otherwise turn into a row of zeros or errors in the
+benchmark's table.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 import orjson
 import pytest
 
-from bench.loadgen import BUS_EVENT, HttpConn, Sink, Subscriber, open_subscribers
+from bench.loadgen import BUS_EVENT, Sink, Subscriber, open_subscribers
 from bench.procs import PYTHON_PEERS, UVICORN_ARGS
+from bench.publisher import HttpConn
 from tests.support.bus_helpers import numsub_now
 from tests.support.processes import ServiceProcess, async_wait_until
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.procs import fresh_callgrind_out, io_syscalls
+from bench.meters import io_syscalls
+from bench.procs import fresh_callgrind_out
 
 _CHILD = """
 import os, sys
