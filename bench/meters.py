@@ -12,7 +12,6 @@ from bench.instructions import InstructionCounter
 from tests.support.processes import child_pids
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 #: The names in a :class:`CpuMeter` that are not the services under test (Redis as
 #: ``procs.Stack.pids`` names it).

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 
 class _Response(asyncio.Protocol):
@@ -90,14 +89,6 @@ class HttpConn:
     def close(self) -> None:
         if self.proto is not None and self.proto.transport is not None:
             self.proto.transport.close()
-
-
-@dataclass
-class ChannelPlan:
-    """What one publisher worker sends: ``(path, key)`` pairs, round robin."""
-
-    targets: list[tuple[str, int]]
-    ok: dict[int, int] = field(default_factory=dict)
 
 
 class Publisher:
