@@ -150,9 +150,12 @@ async def logout(
 
 
 @router.get("/api/agents", response_model=list[AgentPublic], tags=["agents"])
-async def list_agents(_: CurrentAgent, desk: Desk) -> list[AgentPublic]:
-    """Every agent: presence, chats held, capacity."""
-    return [AgentPublic(**asdict(a)) for a in await desk.agents()]
+async def list_agents(_: CurrentAgent, desk: Desk, settings: SettingsDep) -> list[AgentPublic]:
+    """Every agent: presence, chats held, capacity, and whether it is a supervisor."""
+    supervisors = set(settings.SUPERVISORS)
+    return [
+        AgentPublic(**asdict(a), supervisor=a.agent_id in supervisors) for a in await desk.agents()
+    ]
 
 
 @router.get("/api/webhooks/status", response_model=WebhookStatus, tags=["operations"])
@@ -186,11 +189,13 @@ async def my_sessions(principal: CurrentAgent, desk: Desk) -> list[SessionPublic
 
 
 @router.put("/api/agents/me/status", response_model=AgentPublic, tags=["agents"])
-async def put_status(body: AgentStatusUpdate, principal: CurrentAgent, desk: Desk) -> AgentPublic:
+async def put_status(
+    body: AgentStatusUpdate, principal: CurrentAgent, desk: Desk, settings: SettingsDep
+) -> AgentPublic:
     """``online`` takes chats, ``away`` keeps its chats but gets no new ones, ``offline``
     (its chats go back to the queue after ``AGENT_OFFLINE_GRACE_SECONDS``)."""
     presence = await desk_handlers.set_status(desk, principal.subject, body.status)
-    return AgentPublic(**asdict(presence))
+    return AgentPublic(**asdict(presence), supervisor=presence.agent_id in settings.SUPERVISORS)
 
 
 @router.get("/api/agents/{agent_id}/sessions", response_model=list[SessionPublic], tags=["agents"])

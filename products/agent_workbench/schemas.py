@@ -52,6 +52,8 @@ class AgentPublic(BaseModel):
     status: AgentStatus
     chats: int
     capacity: int
+    #: Listed in ``SUPERVISORS`` (the team sees who can watch and take over its chats).
+    supervisor: bool = False
 
 
 class LogoutResult(BaseModel):

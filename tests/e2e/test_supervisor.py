@@ -119,6 +119,9 @@ async def test_the_supervisor_sees_whispers_and_takes_over_live(
         agents = {a["agent_id"]: a for a in overview["agents"]}
         assert agents["ann"]["chats"] >= 1
         assert agents["lead"]["supervisor"] is True
+        team = (await http.get(f"{d.workbench}/api/agents", headers=d.agent_headers("ann"))).json()
+        flags = {a["agent_id"]: a["supervisor"] for a in team}
+        assert (flags["lead"], flags["ann"]) == (True, False)
         assert agents["ann"]["status"] == "online"
 
         # A customer message (published by the chatbot process) reaches the live view.

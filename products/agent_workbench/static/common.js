@@ -70,3 +70,11 @@ export function noteMessage(n) {
 export function customerName(s) {
   return s.display_name || `Customer ${String(s.session_name).slice(-6)}`;
 }
+
+/** The tag beside a supervisor's name in the team lists. */
+export function supervisorTag() {
+  const tag = document.createElement("span");
+  tag.className = "sv-tag";
+  tag.textContent = "supervisor";
+  return tag;
+}

@@ -2,7 +2,7 @@
 // the team with presence and load, the queue with waits, the active chats with idle times.
 
 import { formatDuration } from "/shared/ui.js";
-import { $, state } from "/static/common.js";
+import { $, state, supervisorTag } from "/static/common.js";
 
 function load(sv, agentId) {
   let count = 0;
@@ -23,12 +23,7 @@ export function renderLists(sv, openChat) {
       tr.dataset.status = a.status;
       const who = document.createElement("td");
       who.textContent = a.agent_id === state.agentId ? `${a.agent_id} (you)` : a.agent_id;
-      if (a.supervisor) {
-        const tag = document.createElement("span");
-        tag.className = "sv-tag";
-        tag.textContent = "supervisor";
-        who.append(" ", tag);
-      }
+      if (a.supervisor) who.append(" ", supervisorTag());
       const status = document.createElement("td");
       status.className = "sv-status";
       status.textContent = a.status;

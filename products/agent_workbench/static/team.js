@@ -1,6 +1,6 @@
 // The team: every agent's presence and load, and this agent's own status.
 
-import { $, api, state } from "/static/common.js";
+import { $, api, state, supervisorTag } from "/static/common.js";
 import { clearQueueError, queueNotice } from "/static/queue.js";
 
 // --- The team ---------------------------------------------------------------------------
@@ -22,6 +22,7 @@ export function renderTeam() {
       // Our own count is what this page holds (others' come with their presence).
       const chats = a.agent_id === state.agentId ? state.held.size : a.chats;
       load.textContent = `${a.status} · ${chats ?? 0}/${a.capacity ?? "?"}`;
+      if (a.supervisor) who.append(" ", supervisorTag());
       li.append(dot, who, load);
       return li;
     });

@@ -214,6 +214,11 @@ def test_the_supervisor_watches_whispers_and_takes_over(
         # Every team list hears the loads move.
         expect(lead.locator("#team li", has_text=AGENT_ID)).to_contain_text("online · 0/3")
         expect(agent.locator("#team li", has_text=LEAD_ID)).to_contain_text("online · 1/3")
+        # The team list marks who can watch and take over (the agent's page too).
+        expect(agent.locator("#team li", has_text=LEAD_ID).locator(".sv-tag")).to_have_text(
+            "supervisor"
+        )
+        expect(agent.locator(f'#team li:has-text("{AGENT_ID} (you)") .sv-tag')).to_have_count(0)
         expect(lead.locator('#team li[data-status="online"]', has_text=LEAD_ID)).to_have_count(1)
 
         # The live view after it: the chat is the lead's, alice holds nothing.
