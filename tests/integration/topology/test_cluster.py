@@ -30,6 +30,9 @@ from tests.support.processes import async_wait_until
 from tests.support.redis_server import RedisServer
 
 CHANNELS = [f"sse:session:c{i}" for i in range(50)]
+#: Each phase waits for acknowledged events of its own (how many of all are acknowledged
+#: depends on the machine's load: a replica slow to answer WAIT leaves an event in the outbox).
+ACKED_PER_PHASE = 50
 #: Slots moved at once at most (a slot at a time, as redis-cli does).
 WINDOW = 400
 
@@ -105,6 +108,9 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
     def count() -> int:
         return sum(len(v) for v in published.values())
 
+    def acked_count() -> int:
+        return sum(len(v) for v in acknowledged.values())
+
     health: list[tuple[float, bool]] = []
 
     async def probe_health() -> None:  # what /readyz asks
@@ -130,16 +136,21 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
 
         tasks.append(asyncio.create_task(publish()))
         tasks.append(asyncio.create_task(probe_health()))
-        await async_wait_until(lambda: count() >= 300, timeout=30, description="300 published")
+        await async_wait_until(
+            lambda: count() >= 300 and acked_count() >= ACKED_PER_PHASE,
+            timeout=30,
+            description="300 published, some acknowledged",
+        )
 
         # (1) A slot range holding some of the channels moves to another primary.
         window, source, target = densest_window(cluster)
         moved = [ch for ch in CHANNELS if slot_of(ch) in window]
         await asyncio.to_thread(cluster.reshard, window, target)
-        mark = count()
+        mark, acked_mark = count(), acked_count()
         await async_wait_until(
             lambda: (
                 count() >= mark + 300
+                and acked_count() >= acked_mark + ACKED_PER_PHASE
                 and fol.cluster is not None
                 and all(
                     fol.cluster.node_for(ch) is fol.cluster.nodes.get(f"127.0.0.1:{target}")
@@ -154,10 +165,14 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
         victim = cluster.primary_of(CHANNELS[0])
         killed_at = time.monotonic()
         promoted = await asyncio.to_thread(cluster.kill_primary, victim)
-        mark = count()
+        mark, acked_mark = count(), acked_count()
         await async_wait_until(
             lambda: (
-                count() >= mark + 300 and fol.connected and pub.connected and pub.outbox_size() == 0
+                count() >= mark + 300
+                and acked_count() >= acked_mark + ACKED_PER_PHASE
+                and fol.connected
+                and pub.connected
+                and pub.outbox_size() == 0
             ),
             timeout=60,
             description="publishing goes on after the failover, the outbox is empty",
@@ -188,7 +203,6 @@ async def test_resharding_and_a_failover_lose_no_acknowledged_event(
         acked = set(acknowledged[channel])
         seen = [n for n in received[channel] if n in acked]
         assert seen == acknowledged[channel], (channel, seen, acknowledged[channel])
-    assert sum(len(v) for v in acknowledged.values()) > 0.5 * count()
     assert fol.cluster is not None
     assert pub.cluster is not None
     assert fol.cluster.failovers == 1
