@@ -27,11 +27,7 @@ from .models import (
     ms_to_datetime,
     now_ms,
 )
-from .record_log import (
-    KIND_RATING,
-    KIND_SESSION_CREATED,
-    RecordLog,
-)
+from .record_log import KIND_RATING, KIND_SESSION_CREATED, RecordLog
 from .store import DEFAULT_MAX_MESSAGES, DEFAULT_MESSAGE_LIMIT
 from .transitions import (
     CANCEL_FROM,
