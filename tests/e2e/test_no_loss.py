@@ -11,115 +11,28 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
-from infrastructure.auth.tokens import Role
 from tests.support.deployment import (
-    Deployment,
     start_deployment,
     stop_deployment,
 )
+from tests.support.no_loss import (
+    BASE_ENV,
+    agent_stream,
+    deployed,
+    new_session,
+    numbers,
+    open_until_ok,
+    publish,
+    session_stream,
+    wait_count,
+)
 from tests.support.redis_server import RedisServer
-from tests.support.sse_client import SseEvent, SseStream
 
 pytestmark = pytest.mark.e2e
-
-#: Generous limits: these tests publish thousands of events and open many streams.
-BASE_ENV = {
-    "RATE_LIMIT_PER_MINUTE": "1000000",
-    "RATE_LIMIT_BURST": "100000",
-    "MAX_STREAMS_PER_TOKEN": "1000",
-}
-
-
-@contextlib.contextmanager
-def deployed(replicas: int = 1, **env: str) -> Iterator[Deployment]:
-    d = start_deployment(replicas, env={**BASE_ENV, **env})
-    try:
-        yield d
-    finally:
-        stop_deployment(d)
-
-
-async def new_session(http: httpx.AsyncClient, d: Deployment) -> str:
-    created = await http.post(f"{d.chatbot}/api/sessions", json={})
-    assert created.status_code == 201, created.text
-    name: str = created.json()["session_name"]
-    return name
-
-
-#: By secret, not by id(d): a later deployment can reuse a freed one's id, and its
-#: cached token (signed with the old secret) would get 401.
-_SERVICE_HEADERS: dict[str, dict[str, str]] = {}
-
-
-async def publish(
-    http: httpx.AsyncClient, base: str, d: Deployment, kind: str, target: str, n: int
-) -> str:
-    secret = d.settings.AUTH_SECRET
-    headers = _SERVICE_HEADERS.get(secret)
-    if headers is None:
-        headers = _SERVICE_HEADERS[secret] = d.service_headers()
-    answer = await http.post(
-        f"{base}/api/events/{kind}/{target}?type=n", json={"n": n}, headers=headers
-    )
-    assert answer.status_code == 202, (n, answer.status_code, answer.text)
-    event_id: str = answer.json()["id"]
-    return event_id
-
-
-def numbers(events: list[SseEvent]) -> list[int]:
-    return [int(e.payload["n"]) for e in events if e.type == "n"]
-
-
-def agent_stream(d: Deployment, base: str, agent: str, last_id: str | None = None) -> SseStream:
-    headers = {"Authorization": f"Bearer {d.token(Role.AGENT, agent)}"}
-    if last_id is not None:
-        headers["Last-Event-ID"] = last_id
-    return SseStream(f"{base}/api/agents/{agent}/events", headers=headers)
-
-
-def session_stream(d: Deployment, base: str, name: str, last_id: str | None = None) -> SseStream:
-    headers = {"Authorization": f"Bearer {d.token(Role.AGENT, 'follower')}"}
-    if last_id is not None:
-        headers["Last-Event-ID"] = last_id
-    return SseStream(f"{base}/api/sessions/{name}/events", headers=headers)
-
-
-async def wait_count(stream: SseStream, count: int, deadline: float) -> None:
-    """Until ``stream`` holds ``count`` events of type n (counted incrementally: cheap)."""
-    seen = 0
-    scanned = 0
-    while True:
-        events = stream.events
-        for event in events[scanned:]:
-            if event.type == "n":
-                seen += 1
-        scanned = len(events)
-        if seen >= count:
-            return
-        assert not stream.ended, f"stream ended after {seen} of {count} events"
-        assert time.monotonic() < deadline, f"{seen} of {count} events by the deadline"
-        await asyncio.sleep(0.005)  # between two polls
-
-
-async def open_until_ok(make: Callable[[], SseStream], deadline: float) -> SseStream:
-    """Open a stream, retrying (a refused or failed open) until ``deadline`` (monotonic)."""
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        stream = make()
-        try:
-            return await stream.start(timeout=5)
-        except (AssertionError, TimeoutError) as exc:
-            last = exc
-            await stream.close()
-            await asyncio.sleep(0.05)  # between two attempts
-    raise AssertionError(f"could not (re)open the stream before the deadline: {last!r}")
-
 
 # --- 1. the seam ------------------------------------------------------------------------------
 
@@ -321,154 +234,3 @@ async def test_redis_killed_and_restarted_with_aof_loses_nothing() -> None:
             assert got == list(range(OUTAGE_EVENTS))
     finally:
         stop_deployment(d)
-
-
-# --- 5. SIGTERM with open streams ------------------------------------------------------------
-
-OPEN_STREAMS = 100
-
-
-@dataclass
-class RawStream:
-    """Keeps every byte of a stream, to see how it ended."""
-
-    url: str
-    headers: dict[str, str]
-    raw: bytearray = field(default_factory=bytearray)
-    ended_at: float | None = None
-    clean: bool = False
-    status: int | None = None
-    opened: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    async def run(self) -> None:
-        try:
-            async with (
-                httpx.AsyncClient(timeout=httpx.Timeout(None, connect=5.0)) as client,
-                client.stream("GET", self.url, headers=self.headers) as response,
-            ):
-                self.status = response.status_code
-                self.opened.set()
-                async for chunk in response.aiter_raw():
-                    self.raw += chunk
-            self.clean = True  # the body ended as HTTP says (chunked terminator)
-        except (httpx.HTTPError, OSError):
-            self.clean = False
-        finally:
-            self.ended_at = time.monotonic()
-            self.opened.set()
-
-    @property
-    def text(self) -> str:
-        return self.raw.decode()
-
-    def last_id(self) -> str | None:
-        ids = [line[3:].strip() for line in self.text.split("\n") if line.startswith("id:")]
-        return ids[-1] if ids else None
-
-    def numbers(self) -> list[int]:
-        import json
-
-        out = []
-        for line in self.text.split("\n"):
-            if line.startswith("data:"):
-                envelope = json.loads(line[5:])
-                if envelope.get("type") == "n":
-                    out.append(int(envelope["payload"]["n"]))
-        return out
-
-
-async def test_sigterm_ends_every_open_stream_with_retry_and_they_resume_elsewhere() -> None:
-    with deployed(replicas=2) as d:
-        async with httpx.AsyncClient(timeout=10) as http:
-            name = await new_session(http, d)
-            first, second = d.workbenches
-            streams = [
-                RawStream(
-                    f"{first.url}/api/sessions/{name}/events",
-                    {"Authorization": f"Bearer {d.token(Role.AGENT, f'agent{i}')}"},
-                )
-                for i in range(OPEN_STREAMS)
-            ]
-            # In groups of 20: a burst of more than REDIS_POOL_SIZE opens at once is refused
-            # (see test_a_burst_of_stream_opens_is_not_refused).
-            for start in range(0, OPEN_STREAMS, 20):
-                group = streams[start : start + 20]
-                for s in group:
-                    s.task = asyncio.create_task(s.run())
-                for s in group:
-                    await asyncio.wait_for(s.opened.wait(), 10)
-                    assert s.status == 200
-            for n in range(10):
-                await publish(http, d.chatbot, d, "session", name, n)
-            deadline = time.monotonic() + 10
-            while not all(s.numbers() == list(range(10)) for s in streams):
-                assert time.monotonic() < deadline, [s.numbers() for s in streams]
-                await asyncio.sleep(0.02)  # poll
-
-            signalled = time.monotonic()
-            stopping = asyncio.create_task(asyncio.to_thread(first.stop, 10.0))
-            # Publishing goes on while the replica shuts down: nothing may be lost.
-            for n in range(10, 20):
-                await publish(http, d.chatbot, d, "session", name, n)
-            code = await stopping
-            results = await asyncio.wait_for(
-                asyncio.gather(*(s.task for s in streams if s.task)), 10
-            )
-            assert len(results) == OPEN_STREAMS
-            ended = [(s.ended_at or float("inf")) - signalled for s in streams]
-            slow = [t for t in ended if t > 5]
-            assert not slow, slow
-            # uvicorn re-raises the SIGTERM it captured once its graceful shutdown is done.
-            assert code in (0, -15), first.output()[-3000:]
-            assert "Application shutdown complete" in first.output(), first.output()[-3000:]
-            for s in streams:
-                assert s.clean, s.text[-200:]
-                tail = s.text.rstrip("\n").rsplit("\n\n", 1)[-1]
-                assert tail.startswith("retry:"), s.text[-200:]
-
-            # Every client resumes on the second replica with its Last-Event-ID.
-            resumed = [
-                await session_stream(d, second.url, name, s.last_id()).start() for s in streams
-            ]
-            try:
-                await publish(http, d.chatbot, d, "session", name, 20)
-                for s, r in zip(streams, resumed, strict=True):
-                    await r.wait_type("n", n=20)
-                    total = s.numbers() + numbers(r.events)
-                    assert total == list(range(21)), total
-                    assert not r.of_type("reset")
-            finally:
-                for r in resumed:
-                    await r.close()
-
-
-async def test_a_burst_of_stream_opens_is_not_refused() -> None:
-    """100 clients reconnecting at once (a replica just went away) all get their stream.
-
-    Exposes a bug (see the report): the services' Redis client is a non-blocking pool of
-    REDIS_POOL_SIZE (32) connections; the 33rd concurrent command raises MaxConnectionsError,
-    answered 503 "storage unavailable", and a browser's EventSource does not retry a 503.
-    """
-    with deployed() as d:
-        async with httpx.AsyncClient(timeout=10) as http:
-            name = await new_session(http, d)
-            streams = [
-                RawStream(
-                    f"{d.workbench}/api/sessions/{name}/events",
-                    {"Authorization": f"Bearer {d.token(Role.AGENT, f'agent{i}')}"},
-                )
-                for i in range(100)
-            ]
-            for s in streams:
-                s.task = asyncio.create_task(s.run())
-            try:
-                for s in streams:
-                    await asyncio.wait_for(s.opened.wait(), 10)
-                refused = [s.status for s in streams if s.status != 200]
-                assert not refused, f"{len(refused)} of 100 refused: {set(refused)}"
-            finally:
-                for s in streams:
-                    if s.task is not None:
-                        s.task.cancel()
-                await asyncio.gather(*(s.task for s in streams if s.task), return_exceptions=True)
