@@ -24,6 +24,7 @@ from .models import (
     SessionNotFound,
     SessionStatus,
     datetime_to_ms,
+    is_newer,
     ms_to_datetime,
     now_ms,
 )
@@ -268,9 +269,9 @@ class InMemorySessionStore:
             if session.status is not SessionStatus.AGENT_ACTIVE or session.agent_id != agent_id:
                 raise NotHolder(session_name, agent_id, session.agent_id)
             update["unread"] = 0
-            if up_to:
+            if up_to and is_newer(up_to, session.agent_read_up_to):
                 update["agent_read_up_to"] = up_to
-        elif up_to:
+        elif up_to and is_newer(up_to, session.customer_read_up_to):
             update["customer_read_up_to"] = up_to
         read = session.model_copy(update=update)
         self._sessions[session_name] = read

@@ -265,3 +265,12 @@ def not_takeable_reason(status: str, holder: str, supervisor: str, expected: str
     if expected and holder != expected:
         return f"it is held by {holder!r} now, not {expected!r}"
     return None
+
+
+def is_newer(candidate: str, current: str | None) -> bool:
+    """Whether message id ``candidate`` (``<ms>-<seq>``) comes after ``current``."""
+    if not current:
+        return True
+    ms, _, seq = candidate.partition("-")
+    current_ms, _, current_seq = current.partition("-")
+    return (int(ms), int(seq or 0)) > (int(current_ms), int(current_seq or 0))

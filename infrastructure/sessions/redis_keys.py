@@ -24,8 +24,27 @@ from .models import (
 OK: Final = "ok"
 
 #: A side has read the chat up to a message: the holding agent (its unread count goes back to
-#: 0) or the customer ('' as the agent).
+#: 0) or the customer ('' as the agent). A side's mark only moves forward (receipts can arrive
+#: out of order; as ``models.is_newer``): ids are compared as numbers of any length.
 MARK_READ: Final = """
+local function number_cmp(a, b)
+  a, b = (string.gsub(a, '^0+', '')), (string.gsub(b, '^0+', ''))
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+local function forward(field, up_to)
+  local current = redis.call('HGET', KEYS[1], field)
+  if current then
+    local ms, seq = string.match(up_to, '^(%d+)-(%d+)$')
+    local cms, cseq = string.match(current, '^(%d+)-(%d+)$')
+    if ms and cms then
+      local by_ms = number_cmp(ms, cms)
+      if by_ms < 0 or (by_ms == 0 and number_cmp(seq, cseq) <= 0) then return end
+    end
+  end
+  redis.call('HSET', KEYS[1], field, up_to)
+end
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'not_found'} end
 local agent, up_to = ARGV[1], ARGV[2]
@@ -33,9 +52,9 @@ if agent ~= '' then
   local holder = redis.call('HGET', KEYS[1], 'agent_id') or ''
   if status ~= 'agent_active' or holder ~= agent then return {'not_holder', holder} end
   redis.call('HSET', KEYS[1], 'unread', 0)
-  if up_to ~= '' then redis.call('HSET', KEYS[1], 'agent_read_up_to', up_to) end
+  if up_to ~= '' then forward('agent_read_up_to', up_to) end
 elseif up_to ~= '' then
-  redis.call('HSET', KEYS[1], 'customer_read_up_to', up_to)
+  forward('customer_read_up_to', up_to)
 end
 local state = redis.call('HGETALL', KEYS[1])
 table.insert(state, 1, 'ok')

@@ -25,7 +25,7 @@ from infrastructure.auth.tokens import AGENT_ROLE, CUSTOMER_ROLE, SERVICE_ROLE, 
 from infrastructure.config import Settings
 from infrastructure.events import AGENT_KIND, NAME_PATTERN, SESSION_KIND, Target
 from infrastructure.metrics import render
-from infrastructure.sessions.notify import publish_read
+from infrastructure.sessions.receipts import read_receipt
 from infrastructure.sessions.typing import signal_typing
 from infrastructure.web.deps import Bus, Desk, LastEventId, Presence, SessionStore
 from infrastructure.web.errors import unprocessable
@@ -262,15 +262,12 @@ async def mark_read(
     body: ReadReceipt | None = None,
 ) -> SessionPublic:
     """A read receipt: the customer (its token) or the agent holding the chat has read it
-    (up to ``up_to``); the other side sees "Seen". The agent's unread count goes back to 0."""
+    (up to ``up_to``); the other side sees "Seen" (an older receipt than the last one moves
+    nothing and tells nobody). The agent's unread count goes back to 0."""
     require_role(principal, CUSTOMER_ROLE, AGENT_ROLE)
     agent = principal.subject if principal.role is AGENT_ROLE else None
     up_to = body.up_to if body else None
-    session = await store.mark_read(session_name, agent, up_to)
-    if up_to:
-        reader = "agent" if agent else "customer"
-        await publish_read(bus, session, reader, up_to)
-    return SessionPublic.of(session)
+    return SessionPublic.of(await read_receipt(bus, store, session_name, agent, up_to))
 
 
 @router.post(

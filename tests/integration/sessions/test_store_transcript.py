@@ -146,3 +146,28 @@ async def test_held_by_lists_the_sessions_an_agent_holds(store: SessionStore) ->
     await store.close("h2", "alice")
     assert await store.held_by("alice") == []
     assert [s.session_name for s in await store.held_by("bob")] == ["h3"]
+
+
+async def test_read_marks_only_move_forward(store: SessionStore) -> None:
+    await bring_to(store, "s1", S.AGENT_ACTIVE)
+    read = await store.mark_read("s1", HOLDER, "1700000000005-0")
+    assert read.agent_read_up_to == "1700000000005-0"
+    # A receipt sent earlier that arrives later moves nothing.
+    read = await store.mark_read("s1", HOLDER, "1700000000004-9")
+    assert read.agent_read_up_to == "1700000000005-0"
+    read = await store.mark_read("s1", HOLDER, "1700000000005-1")
+    assert read.agent_read_up_to == "1700000000005-1"
+    # The customer's mark is its own, and as monotonic.
+    read = await store.mark_read("s1", None, "1700000000003-0")
+    assert (read.customer_read_up_to, read.agent_read_up_to) == (
+        "1700000000003-0",
+        "1700000000005-1",
+    )
+    assert (await store.mark_read("s1", None, "999-0")).customer_read_up_to == "1700000000003-0"
+    # Compared as numbers, whatever their length (past what a double holds exactly).
+    longer = "17000000000030000000-0"
+    assert (await store.mark_read("s1", None, longer)).customer_read_up_to == longer
+    assert (await store.mark_read("s1", None, "9999999999999999999-5")).customer_read_up_to == (
+        longer
+    )
+    assert (await store.get("s1")).customer_read_up_to == longer
