@@ -14,6 +14,30 @@ export function formatDuration(totalSeconds) {
   return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
 }
 
+/**
+ * Enter in `input` sends `form`; Shift+Enter is a new line; never while an IME is composing
+ * (Chinese input: its Enter picks a word; keyCode 229 where `isComposing` is not set).
+ * `first(event)`, when given, sees each key before: true means it took the key.
+ */
+export function enterSends(input, form, first = () => false) {
+  input.addEventListener("keydown", (event) => {
+    if (first(event)) return;
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
+/** What the page saved as JSON in sessionStorage under `key`; null if none or unreadable. */
+export function readSaved(key) {
+  try {
+    return JSON.parse(sessionStorage.getItem(key) || "null");
+  } catch {
+    return null;
+  }
+}
+
 export function setConnection(connState) {
   const el = document.getElementById("connection");
   el.dataset.state = connState;

@@ -4,7 +4,7 @@
 
 import { LiveStream } from "/shared/stream.js";
 import { typingSignals } from "/shared/typing.js";
-import { lengthCounter, loadLimits, markSeen, setConnection } from "/shared/ui.js";
+import { enterSends, lengthCounter, loadLimits, markSeen, readSaved, setConnection } from "/shared/ui.js";
 import { alertInBackground, alertsWanted, askForAlerts } from "/static/alerts.js";
 import { cannedReplies } from "/static/canned.js";
 import {
@@ -364,21 +364,10 @@ function init() {
       agentName: state.agentId,
     }),
   });
-  input.addEventListener("keydown", (event) => {
-    if (canned.onKey(event)) return;
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
-      event.preventDefault();
-      form.requestSubmit();
-    }
-  });
+  enterSends(input, form, canned.onKey); // the canned-replies picker gets the key first
 
   setConnection("idle");
-  let saved = null;
-  try {
-    saved = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");
-  } catch {
-    saved = null;
-  }
+  const saved = readSaved(AUTH_KEY);
   if (saved && saved.agentId && saved.token) {
     state.agentId = saved.agentId;
     state.token = saved.token;

@@ -3,11 +3,12 @@
 
 import { attachmentView } from "/shared/attachments.js";
 import { makeApi } from "/shared/http.js";
+import { readSaved } from "/shared/ui.js";
 
 const AUTH_KEY = "cs-agent-auth";
 const $ = (id) => document.getElementById(id);
 
-const auth = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");
+const auth = readSaved(AUTH_KEY);
 const api = makeApi({
   getToken: () => auth && auth.token,
   unreachable: "the service cannot be reached",

@@ -1,13 +1,13 @@
 // Reports: GET /api/reports/summary as figures, a bar chart per day, and a table per agent.
 
 import { makeApi } from "/shared/http.js";
-import { formatDuration } from "/shared/ui.js";
+import { formatDuration, readSaved } from "/shared/ui.js";
 
 const AUTH_KEY = "cs-agent-auth";
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
-const auth = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");
+const auth = readSaved(AUTH_KEY);
 const api = makeApi({
   getToken: () => auth && auth.token,
   unreachable: "the service cannot be reached",

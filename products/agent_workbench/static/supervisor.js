@@ -4,6 +4,7 @@
 // events of /api/supervisor/events (the broadcast and every agent's channel): no polling.
 
 import { LiveStream } from "/shared/stream.js";
+import { enterSends } from "/shared/ui.js";
 import { messageItem } from "/static/chats.js";
 import { $, api, customerName, noteMessage, sessionPath, state } from "/static/common.js";
 import { renderLists, tickLists } from "/static/supervisor_lists.js";
@@ -328,10 +329,5 @@ export function wireSupervisor() {
   $("sv-confirm-yes").addEventListener("click", takeOver);
   $("sv-confirm-no").addEventListener("click", cancelTakeOver);
   $("sv-whisper").addEventListener("submit", whisper);
-  $("sv-whisper-input").addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      $("sv-whisper").requestSubmit();
-    }
-  });
+  enterSends($("sv-whisper-input"), $("sv-whisper"));
 }

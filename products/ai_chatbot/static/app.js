@@ -4,7 +4,7 @@
 import { wireAttach } from "/shared/attachments.js";
 import { LiveStream } from "/shared/stream.js";
 import { typingSignals } from "/shared/typing.js";
-import { lengthCounter, loadLimits, markSeen, setConnection } from "/shared/ui.js";
+import { enterSends, lengthCounter, loadLimits, markSeen, readSaved, setConnection } from "/shared/ui.js";
 import { renderStars, sendLeftMessage, sendRating, showLeaveMessage } from "/static/aftercare.js";
 import { $, STORAGE_KEY, api, sessionPath, showError, state } from "/static/common.js";
 import {
@@ -307,21 +307,10 @@ function init() {
       showError(`Not sent: ${error.message}`);
     }
   });
-  input.addEventListener("keydown", (event) => {
-    // Enter sends; Shift+Enter is a new line; never while an IME is composing (Chinese input).
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
-      event.preventDefault();
-      form.requestSubmit();
-    }
-  });
+  enterSends(input, form);
 
   setConnection("idle");
-  let saved = null;
-  try {
-    saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
-  } catch {
-    saved = null;
-  }
+  const saved = readSaved(STORAGE_KEY);
   if (saved && saved.name && saved.token) resume(saved);
 }
 
