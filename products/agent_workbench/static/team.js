@@ -46,8 +46,13 @@ export async function loadTeam() {
   const asked = performance.now();
   const agents = await api("/api/agents");
   const fresher = (id) => (heard.get(id) ?? -1) > asked;
+  // A fresher presence keeps its status and load; what only the snapshot says (whether the
+  // agent is a supervisor) is kept too.
   state.team = new Map(
-    agents.map((a) => [a.agent_id, fresher(a.agent_id) ? state.team.get(a.agent_id) || a : a]),
+    agents.map((a) => {
+      const heardSince = fresher(a.agent_id) ? state.team.get(a.agent_id) : null;
+      return [a.agent_id, heardSince ? { ...a, ...heardSince } : a];
+    }),
   );
   renderTeam();
 }

@@ -211,6 +211,8 @@ def test_the_supervisor_watches_whispers_and_takes_over(
 
         # Its own status is what it is, whatever order the snapshot and the event came in.
         expect(lead.locator("#presence")).to_have_value("online")
+        # Its own line says supervisor too, whichever came first: its presence or the list.
+        expect(lead.locator('#team li:has-text("(you)") .sv-tag')).to_have_text("supervisor")
         # Every team list hears the loads move.
         expect(lead.locator("#team li", has_text=AGENT_ID)).to_contain_text("online · 0/3")
         expect(agent.locator("#team li", has_text=LEAD_ID)).to_contain_text("online · 1/3")
