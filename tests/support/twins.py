@@ -28,6 +28,12 @@ class Twins:
     async def follow(self, *targets: Target) -> Listener:
         return await self.bus.open(list(targets))
 
+    async def held_by(self, name: str, agent: str) -> None:
+        """A new chat ``name``, escalated and taken over by ``agent``."""
+        await self.store.create(name)
+        await self.store.escalate(name)
+        await self.store.takeover(name, agent)
+
 
 @asynccontextmanager
 async def twins(**settings: Any) -> AsyncIterator[Twins]:

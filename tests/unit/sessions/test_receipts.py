@@ -9,18 +9,12 @@ from infrastructure.events import Target
 from infrastructure.sessions import NotHolder
 from infrastructure.sessions.models import is_newer
 from infrastructure.sessions.receipts import read_receipt
-from tests.support.twins import Twins, published, twins
-
-
-async def held_by(t: Twins, name: str, agent: str) -> None:
-    await t.store.create(name)
-    await t.store.escalate(name)
-    await t.store.takeover(name, agent)
+from tests.support.twins import published, twins
 
 
 async def test_a_newer_receipt_is_told_and_a_late_older_one_is_not() -> None:
     async with twins() as t:
-        await held_by(t, "s1", "alice")
+        await t.held_by("s1", "alice")
         customer = await t.follow(Target.session("s1"))
         alice = await t.follow(Target.agent("alice"))
         await read_receipt(t.bus, t.store, "s1", None, "100-2")
@@ -35,7 +29,7 @@ async def test_a_newer_receipt_is_told_and_a_late_older_one_is_not() -> None:
 
 async def test_a_receipt_without_a_message_only_clears_the_agents_unread() -> None:
     async with twins() as t:
-        await held_by(t, "s1", "alice")
+        await t.held_by("s1", "alice")
         alice = await t.follow(Target.agent("alice"))
         session = await read_receipt(t.bus, t.store, "s1", "alice", None)
         assert session.unread == 0
@@ -44,7 +38,7 @@ async def test_a_receipt_without_a_message_only_clears_the_agents_unread() -> No
 
 async def test_only_the_holder_sends_an_agents_receipt() -> None:
     async with twins() as t:
-        await held_by(t, "s1", "alice")
+        await t.held_by("s1", "alice")
         with pytest.raises(NotHolder):
             await read_receipt(t.bus, t.store, "s1", "bob", "100-0")
 

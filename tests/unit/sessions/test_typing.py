@@ -8,18 +8,12 @@ import pytest
 from infrastructure.events import Target
 from infrastructure.sessions import NotHolder
 from infrastructure.sessions.typing import ChatEnded, signal_typing
-from tests.support.twins import Twins, published, twins
-
-
-async def held_by(t: Twins, name: str, agent: str) -> None:
-    await t.store.create(name)
-    await t.store.escalate(name)
-    await t.store.takeover(name, agent)
+from tests.support.twins import published, twins
 
 
 async def test_the_customer_typing_reaches_the_holding_agent_only() -> None:
     async with twins() as t:
-        await held_by(t, "s1", "alice")
+        await t.held_by("s1", "alice")
         alice = await t.follow(Target.agent("alice"))
         bob = await t.follow(Target.agent("bob"))
         customer = await t.follow(Target.session("s1"))
@@ -33,7 +27,7 @@ async def test_the_customer_typing_reaches_the_holding_agent_only() -> None:
 
 async def test_the_agent_typing_reaches_the_customer_and_a_stop_is_said() -> None:
     async with twins() as t:
-        await held_by(t, "s1", "alice")
+        await t.held_by("s1", "alice")
         customer = await t.follow(Target.session("s1"))
         await signal_typing(t.bus, t.store, "s1", "alice", True)
         await signal_typing(t.bus, t.store, "s1", "alice", False)
@@ -56,7 +50,7 @@ async def test_a_customer_without_an_agent_tells_nobody() -> None:
 
 async def test_only_the_holder_may_signal_and_not_in_a_closed_chat() -> None:
     async with twins() as t:
-        await held_by(t, "s1", "alice")
+        await t.held_by("s1", "alice")
         with pytest.raises(NotHolder):
             await signal_typing(t.bus, t.store, "s1", "bob", True)
         await t.store.close("s1", "alice")
@@ -68,7 +62,7 @@ async def test_only_the_holder_may_signal_and_not_in_a_closed_chat() -> None:
 
 async def test_a_resume_does_not_replay_typing() -> None:
     async with twins() as t:
-        await held_by(t, "s1", "alice")
+        await t.held_by("s1", "alice")
         first = await t.bus.publish(Target.session("s1"), "new_message", {"n": 1})
         await signal_typing(t.bus, t.store, "s1", "alice", True)
         resumed = await t.bus.open([Target.session("s1")], last_event_id=first.token)
