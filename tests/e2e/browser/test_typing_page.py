@@ -6,6 +6,8 @@ note being written never tells the customer. Screenshots go to
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from playwright.sync_api import Page, Request, expect
 
@@ -30,6 +32,11 @@ def _typing_posts(page: Page) -> list[str]:
 
     page.on("request", seen)
     return sent
+
+
+def _is_typing_signal(typing: bool) -> Callable[[Request], bool]:
+    body = '{"typing":true}' if typing else '{"typing":false}'
+    return lambda r: r.method == "POST" and r.url.endswith("/typing") and r.post_data == body
 
 
 def test_each_side_sees_the_other_typing_and_a_note_stays_silent(
@@ -63,7 +70,9 @@ def test_each_side_sees_the_other_typing_and_a_note_stays_silent(
         customer.set_viewport_size({"width": 390, "height": 760})
         customer.screenshot(path=shots.folder / "customer-sees-the-agent-typing-390.png")
         expect(peer).to_be_hidden(timeout=15_000)
-        agent_box.fill("")
+        # Emptying the box says "stopped" (that signal has left before the note's part).
+        with agent.expect_request(_is_typing_signal(False)):
+            agent_box.fill("")
 
         # Writing an internal note sends no typing signal at all.
         posts = _typing_posts(agent)
