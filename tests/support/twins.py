@@ -28,6 +28,12 @@ class Twins:
     async def follow(self, *targets: Target) -> Listener:
         return await self.bus.open(list(targets))
 
+    async def waiting(self, *names: str) -> None:
+        """New chats ``names``, each escalated: in the queue, oldest first."""
+        for name in names:
+            await self.store.create(name)
+            await self.store.escalate(name)
+
     async def held_by(self, name: str, agent: str) -> None:
         """A new chat ``name``, escalated and taken over by ``agent``."""
         await self.store.create(name)

@@ -142,7 +142,6 @@ function render() {
 async function openView(name) {
   sv.open = name;
   sv.confirming = null;
-  $("sv-confirm").hidden = true;
   sv.messages = new Map();
   $("sv-transcript").replaceChildren();
   renderView();
@@ -170,6 +169,11 @@ function closeView() {
 
 function renderView() {
   const chat = sv.open ? sv.chats.get(sv.open) : null;
+  const holder = chat ? chat.agent_id : null;
+  const asked = sv.confirming;
+  // The view closed, or the chat moved, while the question was open: it is asked again.
+  if (asked && (asked.name !== sv.open || asked.holder !== holder)) sv.confirming = null;
+  $("sv-confirm").hidden = !sv.confirming;
   $("sv-conv").hidden = !sv.open;
   $("sv-view-empty").hidden = Boolean(sv.open);
   if (!sv.open) return;
@@ -178,13 +182,7 @@ function renderView() {
   $("sv-view-status").textContent = chat
     ? `With ${chat.agent_id === state.agentId ? "you" : chat.agent_id} · you are watching`
     : "No longer with an agent";
-  const holder = chat ? chat.agent_id : null;
   const other = holder && holder !== state.agentId;
-  const asked = sv.confirming;
-  if (asked && (asked.name !== sv.open || asked.holder !== holder)) {
-    sv.confirming = null; // the chat moved while the question was open: asked again
-    $("sv-confirm").hidden = true;
-  }
   $("sv-takeover").hidden = !other || Boolean(sv.confirming);
   $("sv-takeover").textContent = other ? `Take over from ${holder}` : "Take over";
   $("sv-whisper").hidden = !other;
@@ -235,25 +233,21 @@ function askTakeOver() {
   $("sv-confirm-text").textContent =
     `Take ${chat.label} from ${chat.agent_id}? The chat moves to your desk, ` +
     `${chat.agent_id}'s page drops it, and ${chat.label} sees you join.`;
-  $("sv-confirm").hidden = false;
-  $("sv-takeover").hidden = true;
+  renderView();
   $("sv-confirm").scrollIntoView({ block: "nearest" });
   $("sv-confirm-yes").focus({ preventScroll: true });
 }
 
 function cancelTakeOver() {
   sv.confirming = null;
-  $("sv-confirm").hidden = true;
   renderView();
 }
 
 async function takeOver() {
   const asked = sv.confirming;
-  sv.confirming = null;
-  $("sv-confirm").hidden = true;
   const name = sv.open;
   const chat = name ? sv.chats.get(name) : null;
-  if (!chat || !asked || asked.name !== name) return renderView();
+  if (!chat || !asked || asked.name !== name) return cancelTakeOver();
   const button = $("sv-confirm-yes");
   button.disabled = true;
   try {
@@ -267,9 +261,9 @@ async function takeOver() {
     if (sv.onTakenOver) sv.onTakenOver(name, chat.label, chat.agent_id);
   } catch (error) {
     $("sv-error").textContent = `Could not take over: ${error.message}`;
-    renderView();
   } finally {
     button.disabled = false;
+    cancelTakeOver(); // asked and answered (a closed view has closed it already)
   }
 }
 

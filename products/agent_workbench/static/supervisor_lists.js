@@ -43,9 +43,9 @@ export function renderLists(sv, openChat) {
   $("sv-queue").replaceChildren(
     ...waiting.map((q) => {
       const li = document.createElement("li");
-      li.className = "sv-item sv-waiting";
+      li.className = "sv-item q-item sv-waiting";
       li.dataset.session = q.session_name;
-      li.append(line(q.label, q.reason), stamp("sv-waited", "waited"));
+      li.append(line(q.label, q.reason), stamp("q-waited sv-waited", "waited"));
       li.dataset.since = String(q.waitStart);
       return li;
     }),

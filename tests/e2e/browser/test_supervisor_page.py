@@ -113,6 +113,7 @@ def test_the_supervisor_watches_whispers_and_takes_over(
         expect(row).to_contain_text("Li")
         expect(row.locator(".sv-waited")).to_have_text(re.compile(r"^0:0[1-9]|^0:[1-5]\d"))
         expect(lead.locator("#sv-queue-length")).to_have_text("1")
+        lead.screenshot(path=folder / "01-someone-waiting-lead.png")
         with httpx.Client(base_url=stack.workbench.url, timeout=10) as http:
             login = http.post(
                 "/api/agents/login",

@@ -20,13 +20,7 @@ from products.agent_workbench.handlers.sessions import (
     takeover,
 )
 from tests.support.auth import make_settings
-from tests.support.twins import Twins, published, twins
-
-
-async def waiting(t: Twins, *names: str) -> None:
-    for name in names:
-        await t.store.create(name)
-        await t.store.escalate(name)
+from tests.support.twins import published, twins
 
 
 async def test_login_checks_the_password() -> None:
@@ -42,7 +36,7 @@ async def test_login_checks_the_password() -> None:
 
 async def test_the_queue_and_an_agents_own_sessions() -> None:
     async with twins() as t:
-        await waiting(t, "a", "b", "c")
+        await t.waiting("a", "b", "c")
         await takeover(t.desk, "b", "alice")
         queue = await sessions_by_status(t.store, SessionStatus.WAITING_AGENT, "alice")
         assert [(s.session_name, s.queue_position) for s in queue] == [("a", 1), ("c", 2)]
@@ -59,7 +53,7 @@ def test_an_agent_follows_its_channel_and_the_broadcast() -> None:
 
 async def test_takeover_tells_the_customer_and_moves_the_queue_up() -> None:
     async with twins() as t:
-        await waiting(t, "s1", "s2")
+        await t.waiting("s1", "s2")
         customer = await t.follow(Target.session("s1"))
         behind = await t.follow(Target.session("s2"))
         session = await takeover(t.desk, "s1", "alice")
@@ -82,7 +76,7 @@ async def test_takeover_tells_the_customer_and_moves_the_queue_up() -> None:
 
 async def test_release_gives_the_session_back_to_the_bot() -> None:
     async with twins() as t:
-        await waiting(t, "s1")
+        await t.waiting("s1")
         await takeover(t.desk, "s1", "alice")
         customer = await t.follow(Target.session("s1"))
         with pytest.raises(SessionConflict):
@@ -95,7 +89,7 @@ async def test_release_gives_the_session_back_to_the_bot() -> None:
 
 async def test_close_ends_the_session() -> None:
     async with twins() as t:
-        await waiting(t, "s1")
+        await t.waiting("s1")
         await takeover(t.desk, "s1", "alice")
         customer = await t.follow(Target.session("s1"))
         session = await close(t.desk, "s1", "alice")
@@ -106,7 +100,7 @@ async def test_close_ends_the_session() -> None:
 
 async def test_only_the_holder_writes_to_a_session() -> None:
     async with twins() as t:
-        await waiting(t, "s1")
+        await t.waiting("s1")
         await takeover(t.desk, "s1", "alice")
         customer = await t.follow(Target.session("s1"))
         message = await agent_message(t.bus, t.store, "s1", "alice", "how can I help?")

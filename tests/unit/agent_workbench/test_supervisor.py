@@ -28,13 +28,7 @@ from products.agent_workbench.handlers.supervisor import (
     take_over,
 )
 from tests.support.auth import make_settings
-from tests.support.twins import Twins, published, twins
-
-
-async def waiting(t: Twins, *names: str) -> None:
-    for name in names:
-        await t.store.create(name)
-        await t.store.escalate(name)
+from tests.support.twins import published, twins
 
 
 def test_supervisors_are_a_setting_comma_separated_or_json() -> None:
@@ -95,7 +89,7 @@ def test_the_supervisors_stream_follows_the_broadcast_and_every_agent() -> None:
 async def test_the_overview_shows_agents_the_queue_with_waits_and_active_chats() -> None:
     async with twins(SUPERVISORS="lead") as t:
         await t.desk.desk.enter("agent", ["ann", "lead"])
-        await waiting(t, "w1", "w2", "held")
+        await t.waiting("w1", "w2", "held")
         await takeover(t.desk, "held", "ann")
         view = await overview(t.desk)
         agents = {a["agent_id"]: a for a in view["agents"]}
@@ -119,7 +113,7 @@ async def test_the_overview_shows_agents_the_queue_with_waits_and_active_chats()
 
 async def test_a_forced_takeover_moves_the_chat_and_tells_everyone() -> None:
     async with twins(SUPERVISORS="lead") as t:
-        await waiting(t, "s1")
+        await t.waiting("s1")
         await takeover(t.desk, "s1", "ann")
         customer = await t.follow(Target.session("s1"))
         ann = await t.follow(Target.agent("ann"))
@@ -154,7 +148,7 @@ async def test_a_forced_takeover_moves_the_chat_and_tells_everyone() -> None:
 
 async def test_a_forced_takeover_of_what_is_not_held_by_another_is_refused() -> None:
     async with twins() as t:
-        await waiting(t, "queued", "mine", "moved")
+        await t.waiting("queued", "mine", "moved")
         await takeover(t.desk, "mine", "lead")
         await takeover(t.desk, "moved", "bob")
         with pytest.raises(NotTakeable, match="waiting_agent, not held by an agent"):
@@ -169,7 +163,7 @@ async def test_a_forced_takeover_of_what_is_not_held_by_another_is_refused() -> 
 
 async def test_a_whisper_is_a_note_the_holder_hears_and_the_customer_never() -> None:
     async with twins() as t:
-        await waiting(t, "s1")
+        await t.waiting("s1")
         await takeover(t.desk, "s1", "ann")
         customer = await t.follow(Target.session("s1"))
         ann = await t.follow(Target.agent("ann"))
