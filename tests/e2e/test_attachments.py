@@ -13,6 +13,7 @@ import pytest
 
 from tests.support import files
 from tests.support.deployment import Deployment, new_chat, start_deployment, stop_deployment
+from tests.support.processes import async_wait_until
 from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e
@@ -105,12 +106,14 @@ async def test_a_file_goes_both_ways_and_is_served_safely(deployment: Deployment
             await http.get(f"{d.chatbot}/api/sessions/{name}/messages", headers=customer)
         ).json()
         assert [m["attachment"] for m in live] == [photo, invoice]
-        async with asyncio.timeout(20):
-            while True:
-                recorded = await http.get(f"{d.chatbot}/api/conversations/{name}", headers=customer)
-                if recorded.status_code == 200 and len(recorded.json()["messages"]) == 2:
-                    break
-                await asyncio.sleep(0.1)
+
+        async def archived() -> httpx.Response | None:
+            recorded = await http.get(f"{d.chatbot}/api/conversations/{name}", headers=customer)
+            found = recorded.status_code == 200 and len(recorded.json()["messages"]) == 2
+            return recorded if found else None
+
+        recorded = await async_wait_until(archived, timeout=20, description="the record has it")
+        assert isinstance(recorded, httpx.Response)
         assert [m["attachment"] for m in recorded.json()["messages"]] == [photo, invoice]
 
         # Someone else's: another customer, no token, a file of another chat.

@@ -3,12 +3,11 @@ its transcript live and in the record, its export)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
 from tests.support.deployment import Deployment
+from tests.support.processes import async_wait_until
 from tests.support.sse_client import SseStream
 
 pytestmark = pytest.mark.e2e
@@ -63,12 +62,13 @@ async def test_a_note_never_reaches_the_customer(deployment: Deployment) -> None
         assert "after the note" in live.text
 
         # The record, once the archiver has the message written after the note.
-        async with asyncio.timeout(20):
-            while True:
-                recorded = await http.get(f"{d.chatbot}/api/conversations/{name}", headers=customer)
-                if recorded.status_code == 200 and "after the note" in recorded.text:
-                    break
-                await asyncio.sleep(0.1)
+        async def archived() -> httpx.Response | None:
+            recorded = await http.get(f"{d.chatbot}/api/conversations/{name}", headers=customer)
+            found = recorded.status_code == 200 and "after the note" in recorded.text
+            return recorded if found else None
+
+        recorded = await async_wait_until(archived, timeout=20, description="the record has it")
+        assert isinstance(recorded, httpx.Response)
         assert SECRET not in recorded.text
         exported = await http.get(
             f"{d.chatbot}/api/customers/{name}/export", headers=d.service_headers()
